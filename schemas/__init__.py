@@ -30,7 +30,15 @@ from schemas.documents import (
     IngestDocument,
     TextBlock,
 )
-from schemas.search import MatchFilter, RangeFilter, SearchFilters, SearchHit, SearchMode, SearchPage, SearchRequest
+from schemas.search import (
+    MatchFilter,
+    RangeFilter,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    SearchPage,
+    SearchRequest,
+)
 
 __all__ = [
     "Accepted",

@@ -38,7 +38,9 @@ def pg(postgres_url: str, pg_schema: str) -> Iterator[psycopg.Connection[Any]]:
     try:
         yield conn
     finally:
-        conn.execute(psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(pg_schema)))
+        conn.execute(
+            psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psycopg.sql.Identifier(pg_schema))
+        )
         conn.close()
 
 

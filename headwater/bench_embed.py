@@ -1,0 +1,145 @@
+"""Embedding benchmarks: throughput against fp32 sentence-transformers, and dense nDCG@10 on SciFact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from headwater.models import load_tokenizer
+from services.embedder.ports import EmbeddingBackend, Matrix
+
+SCIFACT = Path("/work/shared/datasets/scifact")
+Printer = Callable[[str], None]
+
+
+def load_scifact_corpus(path: Path) -> tuple[list[str], list[str]]:
+    """Document ids and texts (title + " " + text), in file order."""
+    ids, texts = [], []
+    with path.open() as handle:
+        for line in handle:
+            row = json.loads(line)
+            ids.append(str(row["_id"]))
+            texts.append(f"{row.get('title', '')} {row['text']}".strip())
+    return ids, texts
+
+
+def truncate_tokens(texts: Sequence[str], *, max_tokens: int) -> list[str]:
+    """Cut each text after its `max_tokens`-th word piece, at the piece's end offset."""
+    encodings = load_tokenizer().encode_batch(list(texts), add_special_tokens=False)
+    return [t if len(e.offsets) <= max_tokens else t[: e.offsets[max_tokens - 1][1]] for t, e in zip(texts, encodings, strict=True)]
+
+
+def _timed(backend: EmbeddingBackend, texts: Sequence[str]) -> tuple[Matrix, float]:
+    start = time.perf_counter()
+    rows = backend.embed(texts)
+    return rows, time.perf_counter() - start
+
+
+def run(
+    texts: Sequence[str],
+    *,
+    backends: Mapping[str, EmbeddingBackend],
+    reference: str,
+    rounds: int = 2,
+    echo: Printer = print,
+) -> dict[str, dict[str, float]]:
+    """Print chunks/s per backend (best of interleaved rounds), the ratio to `reference` and cosine vs it."""
+    for backend in backends.values():
+        backend.embed(texts[:8])  # warm-up: lazy allocations and thread pools are not throughput
+    best: dict[str, float] = {}
+    rows: dict[str, Matrix] = {}
+    # Interleaving rounds spreads the noise of a shared machine over every backend alike.
+    for _ in range(rounds):
+        for name, backend in backends.items():
+            rows[name], seconds = _timed(backend, texts)
+            best[name] = max(best.get(name, 0.0), len(texts) / seconds)
+    figures: dict[str, dict[str, float]] = {}
+    for name in backends:
+        cosines = np.sum(rows[name] * rows[reference], axis=1)
+        figures[name] = {
+            "chunks_per_s": best[name],
+            "ratio": best[name] / best[reference],
+            "cos_min": float(cosines.min()),
+            "cos_mean": float(cosines.mean()),
+        }
+        f = figures[name]
+        echo(
+            f"{name:>12}: {f['chunks_per_s']:7.1f} chunks/s  ×{f['ratio']:.2f} vs {reference}"
+            f"  cosine min {f['cos_min']:.4f} mean {f['cos_mean']:.4f}  ({len(texts)} texts)"
+        )
+    return figures
+
+
+def ndcg_at_k(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *, k: int = 10) -> float:
+    """Mean nDCG@k over the judged queries (linear gains, log2 discount, as in BEIR/trec_eval)."""
+    scores = []
+    for qid, judged in qrels.items():
+        gains = [judged.get(doc, 0) for doc in ranked.get(qid, [])[:k]]
+        dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
+        ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
+        idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+        scores.append(dcg / idcg if idcg else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def load_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open() as handle:
+        next(handle)  # header row
+        for line in handle:
+            qid, doc, score = line.rstrip("\n").split("\t")
+            qrels.setdefault(qid, {})[doc] = int(score)
+    return qrels
+
+
+def dense_ndcg(
+    backend: EmbeddingBackend, *, dataset: Path = SCIFACT, split: str = "train", k: int = 10, echo: Printer = print
+) -> float:
+    """Embed the whole corpus and the split's judged queries, rank by dot product, return nDCG@k."""
+    doc_ids, docs = load_scifact_corpus(dataset / "corpus.jsonl")
+    qrels = load_qrels(dataset / f"qrels-{split}.tsv")
+    queries = {}
+    with (dataset / f"queries-{split}.jsonl").open() as handle:
+        for line in handle:
+            row = json.loads(line)
+            if str(row["_id"]) in qrels:
+                queries[str(row["_id"])] = row["text"]
+    start = time.perf_counter()
+    doc_rows = backend.embed(docs)
+    query_rows = backend.embed(list(queries.values()))
+    seconds = time.perf_counter() - start
+    top = np.argsort(-(query_rows @ doc_rows.T), axis=1)[:, :k]
+    ranked = {qid: [doc_ids[j] for j in top[i]] for i, qid in enumerate(queries)}
+    score = ndcg_at_k(ranked, qrels, k=k)
+    echo(f"{backend.model_id:>28}: nDCG@{k} {score:.4f} on {len(queries)} {split} queries, {len(docs)} docs, {seconds:.0f} s")
+    return score
+
+
+def main() -> None:
+    """Speed on N SciFact texts and (optionally) dense nDCG@10 on the train split, fp32 vs int8."""
+    from services.embedder.adapters.local import SentenceTransformerBackend
+    from services.embedder.adapters.onnx import OnnxBackend
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--texts", type=int, default=500)
+    parser.add_argument("--quality", action="store_true")
+    args = parser.parse_args()
+    backends: dict[str, EmbeddingBackend] = {
+        "fp32-st": SentenceTransformerBackend(device="cpu", batch_size=32),
+        "onnx-int8": OnnxBackend(batch_size=32),
+    }
+    _, docs = load_scifact_corpus(SCIFACT / "corpus.jsonl")
+    run(truncate_tokens(docs[: args.texts], max_tokens=256), backends=backends, reference="fp32-st")
+    if args.quality:
+        for backend in backends.values():
+            dense_ndcg(backend)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,338 @@
+"""The `headwater` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from headwater.models import offline
+
+if TYPE_CHECKING:  # imported lazily at run time: `headwater --help` must not load models
+    from headwater.runtime.embedded import EmbeddedHeadwater
+    from schemas import IngestDocument, SearchPage
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Keep a retrieval index in sync with its sources."
+)
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures against a yardstick.")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+out = Console()
+
+HomeOpt = Annotated[
+    Path, typer.Option("--home", envvar="HEADWATER_HOME", help="state directory of the embedded runtime")
+]
+TenantOpt = Annotated[str, typer.Option("--tenant", help="tenant the documents belong to")]
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@contextmanager
+def _running(home: Path, **settings_overrides: object) -> Iterator[EmbeddedHeadwater]:
+    from headwater.config import HeadwaterSettings
+    from headwater.runtime.embedded import EmbeddedHeadwater, build
+
+    offline()
+    settings = HeadwaterSettings(home=home, **settings_overrides)  # type: ignore[arg-type]
+    with console.status("Loading models and opening the index…"):
+        runtime = EmbeddedHeadwater(build(settings))
+    with runtime:
+        yield runtime
+
+
+def _ingest_with_progress(
+    runtime: EmbeddedHeadwater, commands: Iterable[IngestDocument], *, total: int
+) -> float:
+    """Accept every command, then show the pipeline draining; returns the elapsed seconds."""
+    started = time.perf_counter()
+    base = runtime.completed
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        accepted = progress.add_task("accepted", total=total)
+        indexed = progress.add_task("indexed ", total=total)
+        for command in commands:
+            runtime.intake.accept(command)
+            progress.advance(accepted)
+            progress.update(indexed, completed=runtime.completed - base)
+        while runtime.completed - base < total:
+            progress.update(indexed, completed=runtime.completed - base)
+            time.sleep(0.2)
+        progress.update(indexed, completed=total)
+    runtime.wait_idle()
+    return time.perf_counter() - started
+
+
+def _read_commands(path: Path, *, tenant: str) -> list[IngestDocument]:
+    from schemas import IngestDocument
+
+    if path.is_file() and path.suffix == ".jsonl":
+        return [
+            IngestDocument.model_validate_json(line) for line in path.read_text().splitlines() if line.strip()
+        ]
+    types = {
+        ".txt": "text/plain",
+        ".md": "text/markdown",
+        ".markdown": "text/markdown",
+        ".html": "text/html",
+        ".htm": "text/html",
+    }
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix.lower() in types)
+    return [
+        IngestDocument(
+            tenant=tenant,
+            document_id=str(f.relative_to(path) if path.is_dir() else f.name),
+            content_type=types.get(f.suffix.lower(), "text/plain"),
+            text=f.read_text(errors="replace"),
+            version=int(f.stat().st_mtime * 1000),
+        )
+        for f in files
+    ]
+
+
+def _print_page(page: SearchPage, *, show: int = 5) -> None:
+    table = Table(show_header=True, header_style="bold", expand=True)
+    table.add_column("#", width=3)
+    table.add_column("document", overflow="fold", ratio=2)
+    table.add_column("score", width=8)
+    table.add_column("found by", ratio=1)
+    table.add_column("text", ratio=6)
+    for rank, hit in enumerate(page.hits[:show], start=1):
+        found = ", ".join(f"{name}#{r}" for name, r in sorted(hit.retrievers.items()))
+        snippet = hit.text.replace("\n", " ")
+        table.add_row(
+            str(rank),
+            hit.title or hit.document_id,
+            f"{hit.score:.4f}",
+            found,
+            snippet[:220] + ("…" if len(snippet) > 220 else ""),
+        )
+    out.print(table)
+
+
+@app.command()
+def demo(
+    home: Annotated[
+        Path | None, typer.Option("--home", help="keep state here (default: a temporary dir)")
+    ] = None,
+) -> None:
+    """Ingest the bundled sample corpus, then run sample queries and show what was redacted."""
+    from schemas import IngestDocument, SearchRequest
+
+    _configure_logging()
+    samples = resources.files("headwater") / "samples"
+    commands = [
+        IngestDocument.model_validate_json(line)
+        for line in (samples / "demo.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    queries = json.loads((samples / "queries.json").read_text())
+    with (
+        tempfile.TemporaryDirectory(prefix="headwater-demo-") as scratch,
+        _running(home or Path(scratch)) as runtime,
+    ):
+        out.rule("[bold]Headwater demo: intake → PII redaction → chunking → embedding → graph → index")
+        elapsed = _ingest_with_progress(runtime, commands, total=len(commands))
+        stats = runtime.stats()
+        out.print(
+            f"Indexed {len(commands)} documents as {stats['chunks']} chunks in {elapsed:.1f} s "
+            f"({len(commands) / elapsed:.1f} docs/s); {stats['dead_letters']} dead-lettered."
+        )
+        redacted = ", ".join(f"{kind}: {count}" for kind, count in sorted(stats["pii"].items())) or "nothing"
+        out.print(f"PII redacted before anything was embedded or indexed (types and counts only): {redacted}")
+        for query in queries:
+            request = SearchRequest(query=query["query"], tenant=query["tenant"], top_k=5)
+            page = runtime.query.search(request)
+            out.rule(f"[bold]{query['query']}[/] [dim](tenant {query['tenant']}, {page.took_ms:.1f} ms)")
+            if query.get("why"):
+                out.print(f"[dim]{query['why']}[/]")
+            _print_page(page, show=3)
+
+
+@app.command()
+def serve(
+    home: HomeOpt = Path(".headwater"),
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port for intake and query")] = 8080,
+) -> None:
+    """Run the embedded runtime with intake (`POST /v1/documents`) and query (`POST /v1/search`) on one port."""
+    import uvicorn
+
+    from headwater.runtime.http_app import create_app
+
+    _configure_logging()
+    with _running(home) as runtime:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path, typer.Argument(help="a JSONL file of IngestDocument lines, or a file/folder of .txt/.md/.html")
+    ],
+    home: HomeOpt = Path(".headwater"),
+    tenant: TenantOpt = "default",
+) -> None:
+    """Bulk-ingest documents through the full pipeline, with a progress bar."""
+    _configure_logging()
+    commands = _read_commands(path, tenant=tenant)
+    with _running(home) as runtime:
+        elapsed = _ingest_with_progress(runtime, commands, total=len(commands))
+        stats = runtime.stats()
+        out.print(
+            f"{len(commands)} documents in {elapsed:.1f} s; {stats['chunks']} chunks; {stats['dead_letters']} dead-lettered"
+        )
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    home: HomeOpt = Path(".headwater"),
+    tenant: TenantOpt = "default",
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse")] = "hybrid",
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=100)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="print the SearchPage as JSON")] = False,
+) -> None:
+    """Search the embedded index."""
+    from schemas import SearchMode, SearchRequest
+
+    _configure_logging()
+    with _running(home) as runtime:
+        page = runtime.query.search(
+            SearchRequest(query=query, tenant=tenant, mode=SearchMode(mode), top_k=top_k)
+        )
+    if as_json:
+        out.print_json(page.model_dump_json())
+    else:
+        _print_page(page, show=top_k)
+        out.print(f"[dim]{page.took_ms:.1f} ms[/]")
+
+
+@app.command()
+def redact(
+    path: Annotated[
+        Path | None, typer.Argument(help='JSONL of {"text": ...}; default: standard input')
+    ] = None,
+    tenant: TenantOpt = "default",
+    batch: Annotated[int, typer.Option(help="lines redacted per batch")] = 64,
+) -> None:
+    """Redact JSONL text with exactly the ingest policy; prints the same JSONL with redacted text."""
+    from headwater.config import HeadwaterSettings
+    from services.ingest.redaction import Redactor
+
+    _configure_logging()
+    offline()
+    settings = HeadwaterSettings()
+    redactor = Redactor(secret=settings.pii_secret.get_secret_value().encode())
+    source = path.open() if path else sys.stdin
+    pending: list[dict[str, object]] = []
+
+    def flush() -> None:
+        results = redactor.redact_batch([str(row["text"]) for row in pending], tenant=tenant)
+        for row, result in zip(pending, results, strict=True):
+            sys.stdout.write(json.dumps({**row, "text": result.text}, ensure_ascii=False) + "\n")
+        pending.clear()
+
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"line {number} is not JSON: {exc.msg}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise typer.BadParameter(f'line {number} has no string "text" field')
+        pending.append(row)
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+
+
+@app.command(name="eval")
+def evaluate(
+    directory: Annotated[Path, typer.Argument(help="BEIR-format dataset folder")],
+    split: Annotated[str, typer.Option(help="queries-<split>.jsonl and qrels-<split>.tsv")] = "test",
+    mode: Annotated[
+        list[str] | None, typer.Option(help="hybrid, dense, sparse (repeatable; default all)")
+    ] = None,
+    run_out: Annotated[
+        Path | None, typer.Option("--run-out", help="TREC run file (mode appended when several)")
+    ] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="keep the index here (default: temporary)")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N corpus documents (smoke runs)")] = None,
+    markdown: Annotated[bool, typer.Option(help="print the table as Markdown (for the README)")] = False,
+) -> None:
+    """Ingest a BEIR corpus through the full pipeline and score nDCG@10, recall@100 and MRR@10."""
+    from headwater.evaluation import run_evaluation
+
+    _configure_logging()
+    modes = mode or ["hybrid", "dense", "sparse"]
+    with (
+        tempfile.TemporaryDirectory(prefix="headwater-eval-") as scratch,
+        _running(home or Path(scratch)) as runtime,
+    ):
+        run_evaluation(
+            runtime,
+            directory,
+            split=split,
+            modes=modes,
+            run_out=run_out,
+            limit=limit,
+            markdown=markdown,
+            ingest=_ingest_with_progress,
+            console=out,
+        )
+
+
+@bench_app.command(name="ingest")
+def bench_ingest(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl or IngestDocument JSONL")] = Path(
+        "../shared/datasets/scifact/corpus.jsonl"
+    ),
+    limit: Annotated[int, typer.Option(help="documents to ingest")] = 400,
+) -> None:
+    """Documents/s and chunks/s of the embedded pipeline, per-stage time shares, and the ratio to a fixed
+    yardstick: sentence-transformers all-MiniLM-L6-v2 fp32 encoding the same chunk texts at batch 32."""
+    from headwater.benchmarks import bench_ingest as run
+
+    _configure_logging()
+    with (
+        tempfile.TemporaryDirectory(prefix="headwater-bench-") as scratch,
+        _running(Path(scratch)) as runtime,
+    ):
+        run(runtime, corpus=corpus, limit=limit, console=out)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The embedded runtime: every stage in one process over bounded in-process queues."""

@@ -1,0 +1,168 @@
+"""A stage worker: takes batches from a bounded inbox, processes them, forwards results in order.
+
+Failure semantics, per message kind:
+- transient errors (a backend timing out, a database restarting) are retried with exponential
+  backoff and full jitter, a bounded number of times;
+- anything else, or a transient error that outlives its retries, dead-letters the one message
+  that caused it (a failing batch is retried message by message to find it) and the rest flow on.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+Process = Callable[[list[Any]], Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A message in flight plus the journal position it came from (completed at the last stage)."""
+
+    seq: int
+    message: Any
+
+
+@dataclass
+class StageStats:
+    processed: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    busy_seconds: float = 0.0
+
+
+class StageWorker(threading.Thread):
+    def __init__(
+        self,
+        *,
+        name: str,
+        inbox: queue.Queue[Envelope],
+        process: Process,
+        emit: Callable[[list[Envelope]], None],
+        dead_letter: Callable[[str, Envelope, BaseException, int], None],
+        batch_size: int,
+        transient: tuple[type[BaseException], ...],
+        max_attempts: int,
+        stop: threading.Event,
+        backoff_seconds: float = 0.2,
+    ) -> None:
+        super().__init__(name=f"stage-{name}", daemon=True)
+        self.stage = name
+        self.inbox = inbox
+        self._process = process
+        self._emit = emit
+        self._dead_letter = dead_letter
+        self._batch_size = batch_size
+        self._transient = transient
+        self._max_attempts = max_attempts
+        self._stop = stop
+        self._backoff = backoff_seconds
+        self.stats = StageStats()
+        self.in_flight = 0
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take()
+            if not batch:
+                continue
+            self.in_flight = len(batch)
+            started = time.perf_counter()
+            try:
+                self._handle(batch)
+            except Exception:  # a bug in emit/dead-letter plumbing must not kill the stage silently
+                logger.exception("stage %s failed to hand on a batch", self.stage)
+            finally:
+                self.stats.busy_seconds += time.perf_counter() - started
+                self.in_flight = 0
+
+    def _take(self) -> list[Envelope]:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self._batch_size:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _handle(self, batch: list[Envelope]) -> None:
+        try:
+            results = self._with_retries([e.message for e in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                self._give_up(batch[0], exc)
+                return
+            # Find the poison message: the others must not share its fate.
+            survivors = [r for r in (self._isolate(e) for e in batch) if r is not None]
+            if survivors:
+                self._emit(survivors)
+            return
+        self.stats.processed += len(batch)
+        self._emit([Envelope(e.seq, r) for e, r in zip(batch, results, strict=True)])
+
+    def _isolate(self, envelope: Envelope) -> Envelope | None:
+        """Process one message alone; dead-letter it if it still fails."""
+        try:
+            (result,) = self._with_retries([envelope.message])
+        except Exception as exc:
+            self._give_up(envelope, exc)
+            return None
+        self.stats.processed += 1
+        return Envelope(envelope.seq, result)
+
+    def _give_up(self, envelope: Envelope, error: BaseException) -> None:
+        self.stats.dead_lettered += 1
+        self._dead_letter(self.stage, envelope, error, self._max_attempts)
+
+    def _with_retries(self, messages: list[Any]) -> Sequence[Any]:
+        attempt = 1
+        while True:
+            try:
+                results = self._process(messages)
+            except self._transient:
+                if attempt >= self._max_attempts or self._stop.is_set():
+                    raise
+                self.stats.retries += 1
+                time.sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
+                attempt += 1
+                continue
+            if len(results) != len(messages):
+                raise RuntimeError(
+                    f"stage {self.stage} returned {len(results)} results for {len(messages)} messages"
+                )
+            return results
+
+
+def dead_letter_for(
+    *, stage: str, source: str, message: Any, error: BaseException, attempts: int
+) -> DeadLetter:
+    """A dead letter holding the message as it entered the stage, and the reason it was given up."""
+    payload = message.model_dump_json().encode() if isinstance(message, BaseModel) else repr(message).encode()
+    key = None
+    if hasattr(message, "tenant") and hasattr(message, "document_id"):
+        key = f"{message.tenant}/{message.document_id}"
+    return DeadLetter(
+        stage=stage,
+        source_topic=source,
+        error_type=type(error).__name__,
+        reason=str(error)[:2000] or type(error).__name__,
+        attempts=attempts,
+        key=key,
+        payload_base64=base64.b64encode(payload).decode(),
+    )

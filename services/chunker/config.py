@@ -1,0 +1,30 @@
+"""Chunker settings (env prefix `HEADWATER_CHUNKER_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ChunkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_CHUNKER_", frozen=True)
+
+    max_tokens: int = Field(
+        default=256, ge=16, description="upper bound per chunk, in the model's word pieces"
+    )
+    min_tokens: int = Field(default=64, ge=1, description="a split never leaves a piece smaller than this")
+    overlap_tokens: int = Field(
+        default=32, ge=0, description="whole sentences repeated from the previous chunk"
+    )
+    split_similarity: float | None = Field(
+        default=None,
+        description="also split sections that fit when neighbour similarity falls below this (costs embeddings)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ChunkerSettings:
+        if not self.min_tokens < self.max_tokens:
+            raise ValueError("min_tokens must be smaller than max_tokens")
+        if self.overlap_tokens >= self.max_tokens // 2:
+            raise ValueError("overlap_tokens must be under half of max_tokens")
+        return self

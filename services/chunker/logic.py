@@ -1,0 +1,325 @@
+"""Semantic, heading-aware chunking of redacted documents. Pure: token counting and sentence
+embedding are injected, so the logic runs in tests without a model."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from schemas import BlockKind, ChangeOp, Chunk, ChunkMention, ChunksCreated, DocumentRedacted
+from services.chunker.config import ChunkerSettings
+from services.chunker.sentences import split_sentences
+
+CountTokens = Callable[[list[str]], list[int]]
+EncodeSentences = Callable[[list[str]], np.ndarray]  # rows L2-normalised
+
+_SPECIAL_TOKENS = 2  # [CLS] and [SEP] take two of the model's positions
+_HEADING_SEPARATOR = " › "
+_STRUCTURAL = (BlockKind.TABLE, BlockKind.CODE)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The smallest piece a chunk boundary may fall between: a sentence, a heading or a table row."""
+
+    text: str
+    block: int
+    start: int  # character offset inside the block's text
+    tokens: int = 0
+
+
+@dataclass
+class Section:
+    headings: tuple[str, ...]
+    units: list[Unit] = field(default_factory=list)
+
+
+def chunk_id_for(*, tenant: str, document_id: str, position: int, content_hash: str) -> str:
+    """Deterministic chunk id: the same text at the same place of the same document keeps its id."""
+    return hashlib.sha256(f"{tenant}\x1f{document_id}\x1f{position}\x1f{content_hash}".encode()).hexdigest()[
+        :32
+    ]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_sections(doc: DocumentRedacted) -> list[Section]:
+    """Group blocks under their heading path; a heading opens a section and is its first unit."""
+    sections: list[Section] = [Section(headings=())]
+    stack: list[tuple[int, str]] = []  # (level, heading text); the title sits at level 0
+    for index, block in enumerate(doc.blocks):
+        if block.kind in (BlockKind.TITLE, BlockKind.HEADING):
+            level = 0 if block.kind is BlockKind.TITLE else block.level
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, block.text))
+            sections.append(Section(headings=tuple(text for _, text in stack)))
+            sections[-1].units.append(Unit(text=block.text, block=index, start=0))
+            continue
+        if block.kind in _STRUCTURAL:
+            offset = 0
+            for line in block.text.split("\n"):
+                if line.strip():
+                    sections[-1].units.append(Unit(text=line, block=index, start=offset))
+                offset += len(line) + 1
+        else:
+            for start, end in split_sentences(block.text):
+                sections[-1].units.append(Unit(text=block.text[start:end], block=index, start=start))
+    return [s for s in sections if s.units]
+
+
+def _with_tokens(sections: list[Section], count_tokens: CountTokens, budget: int) -> list[Section]:
+    texts = [u.text for s in sections for u in s.units]
+    counts = iter(count_tokens(texts)) if texts else iter(())
+    out = []
+    for section in sections:
+        units: list[Unit] = []
+        for unit in section.units:
+            units.extend(_fit(Unit(unit.text, unit.block, unit.start, next(counts)), count_tokens, budget))
+        out.append(Section(section.headings, units))
+    return out
+
+
+def _fit(unit: Unit, count_tokens: CountTokens, budget: int) -> list[Unit]:
+    """Cut a unit longer than the budget at word boundaries (a run-on sentence or a huge table row)."""
+    if unit.tokens <= budget:
+        return [unit]
+    words = unit.text.split(" ")
+    pieces: list[Unit] = []
+    start_word, offset = 0, 0
+    while start_word < len(words):
+        # Word pieces per word vary; grow greedily and let the tokenizer decide.
+        end_word = min(len(words), start_word + max(1, budget // 2))
+        while (
+            end_word < len(words) and count_tokens([" ".join(words[start_word : end_word + 1])])[0] <= budget
+        ):
+            end_word += 1
+        text = " ".join(words[start_word:end_word])
+        pieces.append(Unit(text, unit.block, unit.start + offset, count_tokens([text])[0]))
+        offset += len(text) + 1
+        start_word = end_word
+    return pieces
+
+
+def _split_points(
+    units: list[Unit], budget: int, min_tokens: int, similarity: np.ndarray | None
+) -> list[int]:
+    """Indices where a section too long for one chunk is cut: lowest neighbour similarity first."""
+    total = sum(u.tokens for u in units)
+    if total <= budget or len(units) < 2:
+        return []
+    prefix = np.cumsum([u.tokens for u in units])
+    candidates = []
+    for cut in range(1, len(units)):
+        left, right = int(prefix[cut - 1]), total - int(prefix[cut - 1])
+        balanced = left >= min_tokens and right >= min_tokens
+        # Without embeddings, prefer the cut that keeps the left side as full as the budget allows.
+        score = float(similarity[cut - 1]) if similarity is not None else -min(left, budget) / budget
+        candidates.append((not balanced, left > budget and right > budget, score, cut))
+    cut = min(candidates)[3]
+    left_cuts = _split_points(
+        units[:cut], budget, min_tokens, None if similarity is None else similarity[: cut - 1]
+    )
+    right_cuts = _split_points(
+        units[cut:], budget, min_tokens, None if similarity is None else similarity[cut:]
+    )
+    return [*left_cuts, cut, *(cut + c for c in right_cuts)]
+
+
+def _neighbour_similarity(units: list[Unit], encode: EncodeSentences | None) -> np.ndarray | None:
+    if encode is None or len(units) < 2:
+        return None
+    vectors = encode([u.text for u in units])
+    return np.einsum("ij,ij->i", vectors[:-1], vectors[1:])
+
+
+def _pieces(
+    section: Section, settings: ChunkerSettings, budget: int, encode: EncodeSentences | None
+) -> list[list[Unit]]:
+    units = section.units
+    total = sum(u.tokens for u in units)
+    needs_split = total > budget
+    if not needs_split and settings.split_similarity is None:
+        return [units]
+    similarity = _neighbour_similarity(units, encode)
+    cuts = _split_points(units, budget, settings.min_tokens, similarity)
+    if similarity is not None and settings.split_similarity is not None:
+        prefix = np.cumsum([u.tokens for u in units])
+        for i, value in enumerate(similarity):
+            cut = i + 1
+            left = int(prefix[cut - 1]) - (
+                int(prefix[max(cuts_before(cuts, cut)) - 1]) if cuts_before(cuts, cut) else 0
+            )
+            if value < settings.split_similarity and cut not in cuts and left >= settings.min_tokens:
+                right = total - int(prefix[cut - 1])
+                if right >= settings.min_tokens:
+                    cuts.append(cut)
+        cuts.sort()
+    bounds = [0, *cuts, len(units)]
+    return [units[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def cuts_before(cuts: list[int], cut: int) -> list[int]:
+    return [c for c in cuts if c < cut]
+
+
+@dataclass
+class _Piece:
+    headings: tuple[str, ...]
+    units: list[Unit]
+    opens_section: bool  # starts with its section's heading, so no heading prefix is needed
+
+    @property
+    def tokens(self) -> int:
+        return sum(u.tokens for u in self.units)
+
+
+def _merge_small(pieces: list[_Piece], min_tokens: int, budget: int) -> list[_Piece]:
+    """Fold a piece under `min_tokens` into its successor (or predecessor) when both fit one chunk."""
+    merged: list[_Piece] = []
+    for piece in pieces:
+        if merged and (merged[-1].tokens < min_tokens or piece.tokens < min_tokens):
+            previous = merged[-1]
+            if previous.tokens + piece.tokens <= budget:
+                # A parent heading folded into its first child section takes the child's path.
+                if piece.headings[: len(previous.headings)] == previous.headings:
+                    headings = piece.headings
+                else:
+                    headings = _common_prefix(previous.headings, piece.headings)
+                merged[-1] = _Piece(headings, previous.units + piece.units, previous.opens_section)
+                continue
+        merged.append(piece)
+    return merged
+
+
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    out = []
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        out.append(x)
+    return tuple(out)
+
+
+def _with_overlap(pieces: list[_Piece], overlap_tokens: int, budget: int) -> list[_Piece]:
+    """Repeat the last sentences of a piece at the start of the next one inside the same section."""
+    if overlap_tokens <= 0:
+        return pieces
+    out = [pieces[0]] if pieces else []
+    for previous, piece in zip(pieces, pieces[1:], strict=False):
+        carried: list[Unit] = []
+        if not piece.opens_section and previous.headings == piece.headings:
+            room = min(overlap_tokens, budget - piece.tokens)
+            for unit in reversed(previous.units):
+                if unit.tokens > room:
+                    break
+                carried.insert(0, unit)
+                room -= unit.tokens
+        out.append(_Piece(piece.headings, carried + piece.units, piece.opens_section))
+    return out
+
+
+def _render(piece: _Piece) -> tuple[str, list[tuple[Unit, int]]]:
+    """Chunk text and where each unit starts in it. Units of one block are joined by spaces."""
+    parts: list[str] = []
+    offsets: list[tuple[Unit, int]] = []
+    length = 0
+    if not piece.opens_section and piece.headings:
+        prefix = _HEADING_SEPARATOR.join(piece.headings)
+        parts.append(prefix)
+        length = len(prefix)
+    previous_block: int | None = None
+    for unit in piece.units:
+        if parts:
+            separator = " " if unit.block == previous_block else "\n"
+            parts.append(separator)
+            length += len(separator)
+        offsets.append((unit, length))
+        parts.append(unit.text)
+        length += len(unit.text)
+        previous_block = unit.block
+    return "".join(parts), offsets
+
+
+def _mentions_for(doc: DocumentRedacted, offsets: list[tuple[Unit, int]]) -> list[ChunkMention] | None:
+    if doc.mentions is None:
+        return None
+    found = []
+    for mention in doc.mentions:
+        for unit, at in offsets:
+            if (
+                mention.block == unit.block
+                and unit.start <= mention.start
+                and mention.end <= unit.start + len(unit.text)
+            ):
+                start = at + mention.start - unit.start
+                found.append(
+                    ChunkMention(
+                        label=mention.label, text=mention.text, start=start, end=start + len(mention.text)
+                    )
+                )
+                break
+    return found
+
+
+def chunk_document(
+    doc: DocumentRedacted,
+    *,
+    settings: ChunkerSettings,
+    count_tokens: CountTokens,
+    encode: EncodeSentences | None = None,
+) -> ChunksCreated:
+    """Cut a redacted document into chunks; a delete yields a chunk set with no chunks."""
+    header = doc.model_dump(exclude={"kind", "blocks", "mentions"})
+    if doc.op is ChangeOp.DELETE:
+        return ChunksCreated(**header)
+    budget = settings.max_tokens - _SPECIAL_TOKENS
+    sections = _with_tokens(build_sections(doc), count_tokens, budget)
+    pieces: list[_Piece] = []
+    for section in sections:
+        heading_unit = section.headings and section.units[0].text == section.headings[-1]
+        for i, units in enumerate(_pieces(section, settings, budget, encode)):
+            pieces.append(
+                _Piece(
+                    section.headings,
+                    units,
+                    opens_section=bool(i == 0 and (heading_unit or not section.headings)),
+                )
+            )
+    pieces = _with_overlap(_merge_small(pieces, settings.min_tokens, budget), settings.overlap_tokens, budget)
+    texts_and_offsets = [_render(piece) for piece in pieces]
+    token_counts = count_tokens([text for text, _ in texts_and_offsets]) if texts_and_offsets else []
+    chunks = []
+    for position, ((text, offsets), piece, tokens) in enumerate(
+        zip(texts_and_offsets, pieces, token_counts, strict=True)
+    ):
+        digest = content_hash(text)
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id_for(
+                    tenant=doc.tenant, document_id=doc.document_id, position=position, content_hash=digest
+                ),
+                position=position,
+                text=text,
+                content_hash=digest,
+                token_count=tokens,
+                headings=list(piece.headings),
+                mentions=_mentions_for(doc, offsets),
+            )
+        )
+    return ChunksCreated(**header, chunks=chunks)
+
+
+def chunk_documents(
+    docs: Sequence[DocumentRedacted],
+    *,
+    settings: ChunkerSettings,
+    count_tokens: CountTokens,
+    encode: EncodeSentences | None = None,
+) -> list[ChunksCreated]:
+    return [chunk_document(d, settings=settings, count_tokens=count_tokens, encode=encode) for d in docs]

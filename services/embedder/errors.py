@@ -1,0 +1,15 @@
+"""Errors of the embedding stage; adapters translate httpx, torch and onnxruntime failures into these."""
+
+from __future__ import annotations
+
+
+class EmbedderError(Exception):
+    """Root of every embedding-stage error."""
+
+
+class TransientEmbeddingError(EmbedderError):
+    """The backend failed in a way that may pass on retry (overload, timeout, 5xx); retry the message."""
+
+
+class PermanentEmbeddingError(EmbedderError):
+    """The input or configuration is wrong (bad text, bad key, bad vector); retrying will not help."""

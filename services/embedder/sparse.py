@@ -1,0 +1,98 @@
+"""BM25 document term weights for Qdrant sparse vectors with the IDF modifier.
+
+Qdrant multiplies each query term by its IDF at query time (`Modifier.IDF`), so a document vector holds only
+the BM25 term-frequency part and a query vector holds 1.0 per unique term.
+
+`avg_len` is fixed rather than measured: a streaming indexer never sees the whole corpus, and a running
+average would give the same text different weights depending on when it arrived, breaking idempotent
+replays and the embedding cache. It only sets where length normalisation is neutral, so a fixed value in
+the right range costs little; set it to the typical chunk length in this encoder's terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+import Stemmer
+
+from schemas import SparseVector
+
+# Words joined by hyphens or dots ("il-6", "covid-19", "e.coli") are matched whole, then split or kept below.
+_WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+_HAS_DIGIT = re.compile(r"\d")
+
+# The Snowball English stopword list (the one Lucene/Elasticsearch and NLTK derive theirs from).
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are aren't as at be because been before being below
+    between both but by can cannot could couldn't did didn't do does doesn't doing don't down during each few
+    for from further had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers herself
+    him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself let's me more most
+    mustn't my myself no nor not of off on once only or other ought our ours ourselves out over own same
+    shan't she she'd she'll she's should shouldn't so some such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've this those through to too under
+    until up very was wasn't we we'd we'll we're we've were weren't what what's when when's where where's
+    which while who who's whom why why's will with won't would wouldn't you you'd you'll you're you've your
+    yours yourself yourselves
+    """.split()
+)
+
+
+def term_index(term: str) -> int:
+    """Stable unsigned 32-bit index of a term: the first 4 bytes of its blake2b digest, big-endian."""
+    # Python's hash() is salted per process; indices must agree across processes, services and years.
+    return int.from_bytes(hashlib.blake2b(term.encode("utf-8"), digest_size=4).digest(), "big")
+
+
+class SparseEncoder:
+    """Tokenise, drop stopwords, stem (Snowball English), and weight terms as BM25 does."""
+
+    def __init__(self, *, k1: float = 1.2, b: float = 0.75, avg_len: float = 256.0) -> None:
+        if k1 < 0 or not 0 <= b <= 1 or avg_len <= 0:
+            raise ValueError("BM25 needs k1 >= 0, 0 <= b <= 1 and avg_len > 0")
+        self.k1, self.b, self.avg_len = k1, b, avg_len
+        self._local = threading.local()  # a PyStemmer object is not safe to share between threads
+
+    def _stem(self, word: str) -> str:
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._local.stemmer = Stemmer.Stemmer("english")
+        return str(stemmer.stemWord(word))
+
+    def terms(self, text: str) -> list[str]:
+        """Index terms of a text, in order, duplicates kept."""
+        out: list[str] = []
+        for match in _WORD.finditer(text.lower()):
+            out.extend(self._normalise(match.group()))
+        return out
+
+    def _normalise(self, word: str) -> Iterable[str]:
+        if ("-" in word or "." in word) and _HAS_DIGIT.search(word):
+            # "IL-6", "il6" and "IL 6"-free spellings meet on one term: identifiers are kept whole.
+            yield word.replace("-", "").replace(".", "")
+            return
+        for part in re.split(r"[-.]", word):
+            if part in STOPWORDS:
+                continue
+            yield part if _HAS_DIGIT.search(part) else self._stem(part)
+
+    def encode_document(self, text: str) -> SparseVector:
+        """BM25 term-frequency weights, tf·(k1+1) / (tf + k1·(1 − b + b·len/avg_len)), per unique term."""
+        terms = self.terms(text)
+        norm = self.k1 * (1 - self.b + self.b * len(terms) / self.avg_len)
+        # Counting by index merges the (rare) hash collisions exactly as the query side will see them.
+        counts = Counter(term_index(t) for t in terms)
+        return _vector({i: tf * (self.k1 + 1) / (tf + norm) for i, tf in counts.items()})
+
+    def encode_query(self, text: str) -> SparseVector:
+        """Weight 1.0 per unique term: Qdrant's IDF modifier supplies the rest of the score."""
+        return _vector(dict.fromkeys((term_index(t) for t in self.terms(text)), 1.0))
+
+
+def _vector(weights: dict[int, float]) -> SparseVector:
+    indices = sorted(weights)
+    return SparseVector(indices=indices, values=[weights[i] for i in indices])

@@ -1,0 +1,24 @@
+"""Helpers shared by the vector-index adapters."""
+
+from __future__ import annotations
+
+import re
+
+from services.indexer.errors import IndexConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+# One page of a document's points; documents rarely have more chunks, and paging covers the rest.
+DOCUMENT_PAGE = 1000
+
+
+def check_name(name: str) -> str:
+    """Refuse collection and alias names that could escape a directory or confuse a URL."""
+    if not _NAME.match(name) or ".." in name:
+        raise IndexConfigError(f"invalid collection or alias name {name!r}")
+    return name
+
+
+def metadata_key(key: str) -> str:
+    """Payload path of a metadata key: filters can only ever reach inside `metadata`."""
+    return f"metadata.{key}"

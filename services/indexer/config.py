@@ -1,0 +1,29 @@
+"""Indexer settings (env prefix `HEADWATER_INDEXER_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IndexerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_INDEXER_", frozen=True)
+
+    engine: Literal["edge", "qdrant"] = Field(default="edge", description="in-process shard or Qdrant server")
+    data_dir: Path = Field(default=Path("data/index"), description="root of the edge engine's shards")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL, for engine=qdrant")
+    qdrant_api_key: SecretStr | None = None
+    alias: str = Field(default="chunks", description="the alias readers and the indexer resolve per request")
+    dense_dim: int = Field(default=384, gt=0)
+    edge_flush_each_write: bool = Field(
+        default=True, description="fsync the shard after each write so it survives power loss, not just a crash"
+    )
+
+    @model_validator(mode="after")
+    def _engine_needs(self) -> IndexerSettings:
+        if self.engine == "qdrant" and not self.qdrant_url:
+            raise ValueError("engine=qdrant needs qdrant_url")
+        return self
