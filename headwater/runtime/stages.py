@@ -68,13 +68,13 @@ class StageWorker(threading.Thread):
         self._batch_size = batch_size
         self._transient = transient
         self._max_attempts = max_attempts
-        self._stop = stop
+        self._halt = stop
         self._backoff = backoff_seconds
         self.stats = StageStats()
         self.in_flight = 0
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             batch = self._take()
             if not batch:
                 continue
@@ -136,7 +136,7 @@ class StageWorker(threading.Thread):
             try:
                 results = self._process(messages)
             except self._transient:
-                if attempt >= self._max_attempts or self._stop.is_set():
+                if attempt >= self._max_attempts or self._halt.is_set():
                     raise
                 self.stats.retries += 1
                 time.sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
