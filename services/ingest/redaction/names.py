@@ -10,7 +10,9 @@ from functools import lru_cache
 from typing import Any
 
 import faker.providers.person
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
+from spacy.strings import get_string_id
 
 _NAME_LISTS = ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary", "last_names")
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
@@ -19,20 +21,31 @@ _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _LATIN = re.compile(r"[A-Za-zÀ-ÖØ-öø-ɏ]+")
 
 
+# Names that are also everyday words or dates, so a capitalised one is weak evidence on its own.
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october")
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_COMMON_EXTRA = frozenset({*_MONTHS, "november", "december", *_DAYS})
+
+
 @dataclass(frozen=True, slots=True)
 class Gazetteer:
-    """Casefolded name parts, and the subset that are also ordinary English words."""
+    """Casefolded name parts, and English vocabulary to tell names from words."""
 
     names: frozenset[str]
-    english: frozenset[str]
+    common: frozenset[str]  # names that are also English verbs, adjectives, adverbs or dates
+    dictionary: frozenset[str]  # every English word WordNet knows, proper nouns included
 
     def is_name(self, word: str) -> bool:
         """Whether a word is a known first or last name."""
         return word.casefold() in self.names
 
-    def is_english(self, word: str) -> bool:
-        """Whether a word is also a dictionary word ("Will", "Long", "Bell"), so it needs more evidence."""
-        return word.casefold() in self.english
+    def is_common(self, word: str) -> bool:
+        """Whether a name is also an everyday word ("Will", "Long", "Grant", "May")."""
+        return word.casefold() in self.common
+
+    def is_word(self, word: str) -> bool:
+        """Whether a word is in the English dictionary at all."""
+        return word.casefold() in self.dictionary
 
 
 def _faker_names() -> set[str]:
@@ -51,15 +64,23 @@ def _faker_names() -> set[str]:
     return names
 
 
-def _dictionary_words(nlp: Language) -> set[str]:
+def _wordnet(nlp: Language) -> dict[str, set[str]]:
     # WordNet's lemma index ships inside the spaCy model: a dictionary of English we need not download.
     lemmatizer: Any = nlp.get_pipe("lemmatizer")
     table = lemmatizer.lookups.get_table("lemma_index")
-    return {word.casefold() for key in table for word in table[key] if word.isalpha()}
+    return {
+        pos: {word.casefold() for word in table[get_string_id(pos)] if word.isalpha()}
+        for pos in ("noun", "verb", "adj", "adv")
+    }
 
 
 @lru_cache(maxsize=1)
 def load_gazetteer(nlp: Language) -> Gazetteer:
-    """Build the gazetteer once per process (about 0.2 s)."""
-    names = frozenset(name for name in _faker_names() if len(name) >= 3)
-    return Gazetteer(names=names, english=frozenset(names & _dictionary_words(nlp)))
+    """Build the gazetteer once per process (about 0.3 s)."""
+    names = frozenset(name for name in _faker_names() if len(name) >= 3) - STOP_WORDS
+    wordnet = _wordnet(nlp)
+    # Nouns are left out of `common`: WordNet's nouns include proper names ("Gregory", "Nina").
+    common = (wordnet["verb"] | wordnet["adj"] | wordnet["adv"] | _COMMON_EXTRA) & names
+    return Gazetteer(
+        names=names, common=frozenset(common), dictionary=frozenset(set().union(*wordnet.values()))
+    )

@@ -25,17 +25,19 @@ _IBAN_CONTEXT = re.compile(r"\b(?:iban|account|acct|bank|transfer|wire|swift|bic
 
 # Digit groups joined by one separator, an optional +country/00 prefix and an optional extension.
 _PHONE = re.compile(
-    r"(?<![\w.,/+-])"
+    r"(?<![\w.+/-])(?<!\d[,:])"
     r"(?:(?:\+|00)\d{1,3}[\s.-]?)?"
     r"(?:\(\d{1,5}\)[\s.-]?)?"
-    r"\d{1,5}(?:[\s.-]\d{1,6}){0,5}"
+    r"\d{1,12}(?:[\s.-]\d{1,8}){0,5}"
     r"(?:[\s,]{0,2}(?:x|ext\.?|extension|#)\s?\d{1,6})?"
     r"(?![\w/]|[.,-]\d)",
     re.IGNORECASE,
 )
+_GROUP_START = re.compile(r"\s(?=[\d(+])")
 _EXTENSION = re.compile(r"(?:x|ext\.?|extension|#)\s?\d{1,6}$", re.IGNORECASE)
 _YEAR_RANGE = re.compile(r"^(?:1[89]|20)\d\d\s?[-.]\s?(?:1[89]|20)\d\d$")
 _DATE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
+_SSN_LAYOUT = re.compile(r"^\d{3}-\d{2}-\d{4}$")
 _SSN = re.compile(r"(?<![\w-])(\d{3})([\s.-]?)(\d{2})\2(\d{4})(?![\w-])")
 _CARD = re.compile(r"(?<![\w-])\d(?:[\s-]?\d){12,18}(?![\w-])")
 _IBAN = re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?:[\s-]?[A-Z0-9]){11,30}(?![\w-])", re.IGNORECASE)
@@ -50,7 +52,7 @@ _CAP = r"[A-ZÀ-Þ][\w'’.-]*"
 _ADDRESSES = (
     # "1600 Pennsylvania Avenue NW, Suite 4"
     re.compile(
-        rf"(?<![\w.,-])\d{{1,6}}[a-z]?\s+(?:{_CAP}\s+){{0,4}}(?:(?i:{_STREET_TYPES}))\.?"
+        rf"(?<![\w.,-])\d{{1,6}}[a-z]?\s+(?:{_CAP}\s+){{1,4}}(?:(?i:{_STREET_TYPES}))\.?"
         rf"(?:\s+(?:N|S|E|W|NE|NW|SE|SW))?\b(?:,?\s+(?i:{_UNIT}))?"
     ),
     # Units and boxes on their own line: "Apt. 523", "P.O. Box 15", "Unit 2451 Box 9006"
@@ -109,19 +111,42 @@ class RegexRecognizer(LocalRecognizer):
         results = []
         for pattern in self._patterns:
             for match in pattern.finditer(text):
-                score = self._scorer(text, match)
-                if score > 0:
-                    results.append(RecognizerResult(entity, match.start(), match.end(), score))
+                found = self._score(text, pattern, match)
+                if found is not None:
+                    results.append(
+                        RecognizerResult(entity, found.start(), found.end(), self._scorer(text, found))
+                    )
         return results
+
+    def _score(self, text: str, pattern: re.Pattern[str], match: re.Match[str]) -> re.Match[str] | None:
+        return match if self._scorer(text, match) > 0 else None
+
+
+class PhoneRecognizer(RegexRecognizer):
+    """Phones; a run that is too long is retried without its leading groups ("71366 078 6657 2626")."""
+
+    def __init__(self) -> None:
+        super().__init__(entity=PHONE_NUMBER, patterns=[_PHONE], scorer=_phone_score)
+
+    def _score(self, text: str, pattern: re.Pattern[str], match: re.Match[str]) -> re.Match[str] | None:
+        candidate: re.Match[str] | None = match
+        while candidate is not None:
+            if _phone_score(text, candidate) > 0:
+                return candidate
+            cut = _GROUP_START.search(text, candidate.start(), candidate.end())
+            candidate = pattern.match(text, cut.end(), match.end()) if cut else None
+        return None
 
 
 def _phone_score(text: str, match: re.Match[str]) -> float:
     value = match.group().rstrip()
     body = _EXTENSION.sub("", value).strip(" ,")
     digits = re.sub(r"\D", "", body)
-    if not 6 <= len(digits) <= 15 or _YEAR_RANGE.match(body) or _DATE.match(body):
+    if not 6 <= len(digits) <= 15 or _YEAR_RANGE.match(body) or _DATE.match(body) or _SSN_LAYOUT.match(body):
         return 0.0
     groups = re.split(r"[\s.()-]+", body.strip("()+"))
+    if "." in body and (re.search(r"[\s-]", body) or body.count(".") == 1):
+        return 0.0  # decimals and ranges of them ("237.17-394.4"); dotted phones use dots only
     context = _PHONE_CONTEXT.search(window(text, match.start(), match.end())) is not None
     if len(groups) == 1 and not context and not body.startswith(("+", "00")):
         return 0.0  # a bare run of digits is a count, an id or a code far more often than a phone
@@ -169,7 +194,7 @@ def _address_score(text: str, match: re.Match[str]) -> float:
 def identifier_recognizers() -> list[RegexRecognizer]:
     """Our recognizers for phones, SSNs, cards, IBANs and street addresses."""
     return [
-        RegexRecognizer(entity=PHONE_NUMBER, patterns=[_PHONE], scorer=_phone_score),
+        PhoneRecognizer(),
         RegexRecognizer(entity=US_SSN, patterns=[_SSN], scorer=_ssn_score),
         RegexRecognizer(entity=CREDIT_CARD, patterns=[_CARD], scorer=_card_score),
         RegexRecognizer(entity=IBAN_CODE, patterns=[_IBAN], scorer=_iban_score),

@@ -12,7 +12,17 @@ from presidio_analyzer import RecognizerResult
 from spacy.tokens import Doc
 
 from services.ingest.redaction.engine import LANGUAGE, Engine, get_engine
-from services.ingest.redaction.policy import PERSON, RedactionPolicy
+from services.ingest.redaction.policy import (
+    CREDIT_CARD,
+    EMAIL_ADDRESS,
+    IBAN_CODE,
+    IP_ADDRESS,
+    PERSON,
+    PHONE_NUMBER,
+    STREET_ADDRESS,
+    US_SSN,
+    RedactionPolicy,
+)
 from services.ingest.redaction.pseudonyms import placeholder, tenant_key
 
 logger = logging.getLogger(__name__)
@@ -41,6 +51,15 @@ class RedactedText:
     text: str
     counts: dict[str, int] = field(default_factory=dict)
     mentions: list[Mention] = field(default_factory=list)
+
+
+# When two detectors claim one span with equal confidence, the narrower identifier type wins.
+_PRIORITY = {
+    entity: rank
+    for rank, entity in enumerate(
+        (US_SSN, CREDIT_CARD, IBAN_CODE, EMAIL_ADDRESS, IP_ADDRESS, PHONE_NUMBER, STREET_ADDRESS, PERSON)
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +196,7 @@ def _merge(spans: list[_Span], *, text: str) -> list[_Span]:
             and text[last.end : span.start].strip(" ") == ""
         )
         if last is not None and (span.start < last.end or touching_names):
-            best = last if last.score >= span.score else span
+            best = max(last, span, key=lambda s: (s.score, -_PRIORITY.get(s.entity, len(_PRIORITY))))
             merged[-1] = _Span(best.entity, last.start, max(last.end, span.end), max(last.score, span.score))
         else:
             merged.append(span)
