@@ -32,7 +32,10 @@ def load_scifact_corpus(path: Path) -> tuple[list[str], list[str]]:
 def truncate_tokens(texts: Sequence[str], *, max_tokens: int) -> list[str]:
     """Cut each text after its `max_tokens`-th word piece, at the piece's end offset."""
     encodings = load_tokenizer().encode_batch(list(texts), add_special_tokens=False)
-    return [t if len(e.offsets) <= max_tokens else t[: e.offsets[max_tokens - 1][1]] for t, e in zip(texts, encodings, strict=True)]
+    return [
+        t if len(e.offsets) <= max_tokens else t[: e.offsets[max_tokens - 1][1]]
+        for t, e in zip(texts, encodings, strict=True)
+    ]
 
 
 def _timed(backend: EmbeddingBackend, texts: Sequence[str]) -> tuple[Matrix, float]:
@@ -45,11 +48,15 @@ def run(
     texts: Sequence[str],
     *,
     backends: Mapping[str, EmbeddingBackend],
-    reference: str,
+    reference: str | None = None,
     rounds: int = 2,
     echo: Printer = print,
 ) -> dict[str, dict[str, float]]:
-    """Print chunks/s per backend (best of interleaved rounds), the ratio to `reference` and cosine vs it."""
+    """Print chunks/s per backend (best of interleaved rounds), the ratio to `reference` and cosine vs it.
+
+    `reference` defaults to the first backend; make it fp32 sentence-transformers at batch 32.
+    """
+    reference = reference or next(iter(backends))
     for backend in backends.values():
         backend.embed(texts[:8])  # warm-up: lazy allocations and thread pools are not throughput
     best: dict[str, float] = {}
@@ -61,7 +68,9 @@ def run(
             best[name] = max(best.get(name, 0.0), len(texts) / seconds)
     figures: dict[str, dict[str, float]] = {}
     for name in backends:
-        cosines = np.sum(rows[name] * rows[reference], axis=1)
+        # Backends of another dimension live in another space: no cosine against the reference.
+        same = rows[name].shape == rows[reference].shape
+        cosines = np.sum(rows[name] * rows[reference], axis=1) if same else np.full(1, np.nan)
         figures[name] = {
             "chunks_per_s": best[name],
             "ratio": best[name] / best[reference],
@@ -76,7 +85,9 @@ def run(
     return figures
 
 
-def ndcg_at_k(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *, k: int = 10) -> float:
+def ndcg_at_k(
+    ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *, k: int = 10
+) -> float:
     """Mean nDCG@k over the judged queries (linear gains, log2 discount, as in BEIR/trec_eval)."""
     scores = []
     for qid, judged in qrels.items():
@@ -99,7 +110,12 @@ def load_qrels(path: Path) -> dict[str, dict[str, int]]:
 
 
 def dense_ndcg(
-    backend: EmbeddingBackend, *, dataset: Path = SCIFACT, split: str = "train", k: int = 10, echo: Printer = print
+    backend: EmbeddingBackend,
+    *,
+    dataset: Path = SCIFACT,
+    split: str = "train",
+    k: int = 10,
+    echo: Printer = print,
 ) -> float:
     """Embed the whole corpus and the split's judged queries, rank by dot product, return nDCG@k."""
     doc_ids, docs = load_scifact_corpus(dataset / "corpus.jsonl")
@@ -117,25 +133,38 @@ def dense_ndcg(
     top = np.argsort(-(query_rows @ doc_rows.T), axis=1)[:, :k]
     ranked = {qid: [doc_ids[j] for j in top[i]] for i, qid in enumerate(queries)}
     score = ndcg_at_k(ranked, qrels, k=k)
-    echo(f"{backend.model_id:>28}: nDCG@{k} {score:.4f} on {len(queries)} {split} queries, {len(docs)} docs, {seconds:.0f} s")
+    echo(
+        f"{backend.model_id:>28}: nDCG@{k} {score:.4f} on {len(queries)} {split} queries,"
+        f" {len(docs)} docs, {seconds:.0f} s"
+    )
     return score
+
+
+def default_backends(*, device: str = "cpu") -> dict[str, EmbeddingBackend]:
+    """The reference (fp32 sentence-transformers, batch 32) first, then the int8 ONNX candidate."""
+    from services.embedder.adapters.local import SentenceTransformerBackend
+    from services.embedder.adapters.onnx import OnnxBackend
+
+    return {
+        "fp32-st": SentenceTransformerBackend(device=device, batch_size=32),
+        "onnx-int8": OnnxBackend(batch_size=32),
+    }
+
+
+def scifact_texts(limit: int, *, dataset: Path = SCIFACT, max_tokens: int = 256) -> list[str]:
+    """The first `limit` SciFact abstracts as chunks: title + " " + text, cut at `max_tokens` word pieces."""
+    _, docs = load_scifact_corpus(dataset / "corpus.jsonl")
+    return truncate_tokens(docs[:limit], max_tokens=max_tokens)
 
 
 def main() -> None:
     """Speed on N SciFact texts and (optionally) dense nDCG@10 on the train split, fp32 vs int8."""
-    from services.embedder.adapters.local import SentenceTransformerBackend
-    from services.embedder.adapters.onnx import OnnxBackend
-
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--texts", type=int, default=500)
     parser.add_argument("--quality", action="store_true")
     args = parser.parse_args()
-    backends: dict[str, EmbeddingBackend] = {
-        "fp32-st": SentenceTransformerBackend(device="cpu", batch_size=32),
-        "onnx-int8": OnnxBackend(batch_size=32),
-    }
-    _, docs = load_scifact_corpus(SCIFACT / "corpus.jsonl")
-    run(truncate_tokens(docs[: args.texts], max_tokens=256), backends=backends, reference="fp32-st")
+    backends = default_backends()
+    run(scifact_texts(args.texts), backends=backends)
     if args.quality:
         for backend in backends.values():
             dense_ndcg(backend)

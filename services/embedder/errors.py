@@ -13,3 +13,7 @@ class TransientEmbeddingError(EmbedderError):
 
 class PermanentEmbeddingError(EmbedderError):
     """The input or configuration is wrong (bad text, bad key, bad vector); retrying will not help."""
+
+
+class CacheUnavailableError(EmbedderError):
+    """The embedding cache could not be read or written; the stage embeds without it."""

@@ -6,7 +6,8 @@ the BM25 term-frequency part and a query vector holds 1.0 per unique term.
 `avg_len` is fixed rather than measured: a streaming indexer never sees the whole corpus, and a running
 average would give the same text different weights depending on when it arrived, breaking idempotent
 replays and the embedding cache. It only sets where length normalisation is neutral, so a fixed value in
-the right range costs little; set it to the typical chunk length in this encoder's terms.
+the right range costs little: on SciFact train (whole abstracts, ~106 terms on average) sparse nDCG@10 was
+0.685 with 256 and 0.687 with 106. Set it to the typical chunk length in this encoder's terms.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import Stemmer
 
 from schemas import SparseVector
 
-# Words joined by hyphens or dots ("il-6", "covid-19", "e.coli") are matched whole, then split or kept below.
-_WORD = re.compile(r"[^\W_]+(?:[-.][^\W_]+)*")
+# Words joined by hyphens, dots or apostrophes ("il-6", "e.coli", "don't") match whole; _normalise splits.
+_WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
+_JOINERS = re.compile(r"[-.']")
 _HAS_DIGIT = re.compile(r"\d")
 
 # The Snowball English stopword list (the one Lucene/Elasticsearch and NLTK derive theirs from).
@@ -38,7 +40,7 @@ STOPWORDS = frozenset(
     until up very was wasn't we we'd we'll we're we've were weren't what what's when when's where where's
     which while who who's whom why why's will with won't would wouldn't you you'd you'll you're you've your
     yours yourself yourselves
-    """.split()
+    """.split()  # noqa: SIM905  # a word list reads better as prose than as 170 quoted strings
 )
 
 
@@ -71,11 +73,15 @@ class SparseEncoder:
         return out
 
     def _normalise(self, word: str) -> Iterable[str]:
-        if ("-" in word or "." in word) and _HAS_DIGIT.search(word):
-            # "IL-6", "il6" and "IL 6"-free spellings meet on one term: identifiers are kept whole.
-            yield word.replace("-", "").replace(".", "")
+        word = word.replace("’", "'")
+        if word in STOPWORDS:
             return
-        for part in re.split(r"[-.]", word):
+        if _HAS_DIGIT.search(word):
+            # Identifiers with digits stay whole, joiners dropped, so "IL-6" and "il6" meet on one term.
+            yield _JOINERS.sub("", word)
+            return
+        word = word.removesuffix("'s")  # possessive: "patient's" is "patient"
+        for part in _JOINERS.split(word):
             if part in STOPWORDS:
                 continue
             yield part if _HAS_DIGIT.search(part) else self._stem(part)

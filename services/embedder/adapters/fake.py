@@ -12,7 +12,7 @@ from services.embedder.vectors import l2_normalise
 
 
 class HashingBackend:
-    """Hashes character n-grams into a fixed dimension: similar strings get similar vectors, no model needed."""
+    """Hashes character n-grams into a fixed dimension: similar strings get similar vectors, no model."""
 
     def __init__(self, *, dimension: int = 64, ngram: int = 3, model_id: str | None = None) -> None:
         self.dimension = dimension

@@ -34,10 +34,10 @@ class SentenceTransformerBackend:
         self.batch_size = batch_size
         self.model_id = MINILM
         self._model = SentenceTransformer(str(model_dir or minilm_path()), device=self.device)
-        self.max_input_tokens = int(self._model.max_seq_length)
-        dimension = self._model.get_embedding_dimension()
-        if dimension is None:
-            raise PermanentEmbeddingError("the model does not declare its embedding dimension")
+        max_seq, dimension = self._model.max_seq_length, self._model.get_embedding_dimension()
+        if max_seq is None or dimension is None:
+            raise PermanentEmbeddingError("the model declares no maximum length or embedding dimension")
+        self.max_input_tokens = int(max_seq)
         self.dimension = int(dimension)
 
     def embed(self, texts: Sequence[str]) -> Matrix:
