@@ -19,7 +19,8 @@ class IndexerSettings(BaseSettings):
     alias: str = Field(default="chunks", description="the alias readers and the indexer resolve per request")
     dense_dim: int = Field(default=384, gt=0)
     edge_flush_each_write: bool = Field(
-        default=True, description="fsync the shard after each write so it survives power loss, not just a crash"
+        default=False,
+        description="fsync after each write: survives power loss, not only a killed process (slower)",
     )
 
     @model_validator(mode="after")

@@ -4,7 +4,7 @@ Fencing reads the document's points from the index itself rather than a second s
 the index is the only state the decision protects, so there is nothing to get out of sync and no two-store
 transaction to lose in a crash. The fence of a document is the highest `doc_version` or
 `deleted_by_version` among its points, live or soft-deleted; a delete always leaves a vectorless
-tombstone point so the fence survives even when the document had no chunks.
+tombstone point (so does an upsert with no chunks) so the fence survives even when no chunk does.
 
 Known limit: compaction hard-deletes soft-deleted points. If it removed every point of a deleted document,
 the fence would be gone and a replay of an older upsert would resurrect the document. The compaction job
@@ -126,7 +126,8 @@ def plan_write(event: ChunksEnriched, existing: list[IndexHit], now: datetime) -
         )
     live = [h for h in existing if h.payload.get("state") == LIVE]
     marker: Payload = {"state": DELETED, "deleted_at": now.isoformat(), "deleted_by_version": v}
-    if event.op is ChangeOp.DELETE:
+    if event.op is ChangeOp.DELETE or not event.chunks:
+        # An upsert without chunks shows nothing, like a delete, and must leave a fence just the same.
         return _plan_delete(event, existing, live, current, marker, now)
     new_points = chunk_points(event, now=now)
     new_ids = {p.id for p in new_points}

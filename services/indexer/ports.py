@@ -116,5 +116,9 @@ class VectorIndex(Protocol):
     def document_points(self, collection: str, tenant: str, document_id: str) -> list[IndexHit]:
         """Every point of a document, live or soft-deleted, payload only."""
 
+    def flush(self) -> None:
+        """Make every write so far survive power loss, not only a process crash (once per batch)."""
+        ...
+
     def close(self) -> None:
         """Release files and connections."""

@@ -34,7 +34,9 @@ def build_filter(f: IndexFilter) -> qe.Filter | None:
     if f.acl_any is not None:
         public = qe.IsEmptyCondition("acl")
         if f.acl_any:
-            must.append(qe.Filter(should=[public, qe.FieldCondition("acl", match=qe.MatchAny(list(f.acl_any)))]))
+            must.append(
+                qe.Filter(should=[public, qe.FieldCondition("acl", match=qe.MatchAny(list(f.acl_any)))])
+            )
         else:
             must.append(public)
     if f.document_ids is not None:
@@ -48,7 +50,9 @@ def build_filter(f: IndexFilter) -> qe.Filter | None:
         must.append(condition)
     for r in f.range:
         must.append(
-            qe.FieldCondition(metadata_key(r.key), range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt))
+            qe.FieldCondition(
+                metadata_key(r.key), range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
+            )
         )
     return qe.Filter(must=must)
 
@@ -58,7 +62,7 @@ def _match(m: MatchFilter) -> Any:
     if m.any is not None:
         strings = [v for v in m.any if isinstance(v, str)]
         ints = [v for v in m.any if isinstance(v, int)]
-        options = [qe.FieldCondition(key, match=qe.MatchAny(vs)) for vs in (strings, ints) if vs]
+        options: list[Any] = [qe.FieldCondition(key, match=qe.MatchAny(vs)) for vs in (strings, ints) if vs]
         return qe.Filter(should=options) if options else None
     if m.value is None:
         return qe.IsEmptyCondition(key)

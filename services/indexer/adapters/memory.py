@@ -124,10 +124,18 @@ class InMemoryIndex:
     ) -> list[IndexHit]:
         """Matching points ordered by id."""
         with self._lock:
-            found = sorted((p for p in self._store(collection).values() if matches(p.payload, filter)), key=lambda p: p.id)
+            found = sorted(
+                (p for p in self._store(collection).values() if matches(p.payload, filter)),
+                key=lambda p: p.id,
+            )
             return [
-                IndexHit(p.id, 0.0, copy.deepcopy(p.payload), p.dense if with_vectors else None,
-                         p.sparse if with_vectors else None)
+                IndexHit(
+                    p.id,
+                    0.0,
+                    copy.deepcopy(p.payload),
+                    p.dense if with_vectors else None,
+                    p.sparse if with_vectors else None,
+                )
                 for p in found[:limit]
             ]
 
@@ -140,6 +148,9 @@ class InMemoryIndex:
         """Every point of a document, live or deleted."""
         scope = IndexFilter(tenant=tenant, document_ids=[document_id], include_deleted=True)
         return self.scroll(collection, filter=scope, limit=1_000_000)
+
+    def flush(self) -> None:
+        """Nothing to do: every write is already applied when it returns."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -192,8 +203,10 @@ def _match(stored: object, m: MatchFilter) -> bool:
 def _in_range(stored: object, r: RangeFilter) -> bool:
     nums = [float(v) for v in _values(stored) if isinstance(v, int | float) and not isinstance(v, bool)]
     return any(
-        (r.gte is None or x >= r.gte) and (r.gt is None or x > r.gt)
-        and (r.lte is None or x <= r.lte) and (r.lt is None or x < r.lt)
+        (r.gte is None or x >= r.gte)
+        and (r.gt is None or x > r.gt)
+        and (r.lte is None or x <= r.lte)
+        and (r.lt is None or x < r.lt)
         for x in nums
     )
 
