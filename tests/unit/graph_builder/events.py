@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from schemas import ChangeOp, Chunk, ChunkMention, ChunksEmbedded, ChunkVectors, SourceKind, SourceRef, SparseVector
+from schemas import (
+    ChangeOp,
+    Chunk,
+    ChunkMention,
+    ChunksEmbedded,
+    ChunkVectors,
+    SourceKind,
+    SourceRef,
+    SparseVector,
+)
 
 
 def mentions_of(text: str, entities: Mapping[str, str]) -> list[ChunkMention]:
@@ -24,13 +33,21 @@ def chunk(chunk_id: str, text: str, entities: Mapping[str, str] | None = None, *
     """A chunk whose upstream mentions are `entities`, or None (NER still to run) when not given."""
     mentions = None if entities is None else mentions_of(text, entities)
     return Chunk(
-        chunk_id=chunk_id, position=position, text=text, content_hash="0" * 64, token_count=len(text.split()),
+        chunk_id=chunk_id,
+        position=position,
+        text=text,
+        content_hash="0" * 64,
+        token_count=len(text.split()),
         mentions=mentions,
     )
 
 
 def embedded(
-    *chunks: Chunk, tenant: str = "acme", document_id: str = "doc-1", version: int = 1, op: ChangeOp = ChangeOp.UPSERT
+    *chunks: Chunk,
+    tenant: str = "acme",
+    document_id: str = "doc-1",
+    version: int = 1,
+    op: ChangeOp = ChangeOp.UPSERT,
 ) -> ChunksEmbedded:
     """A `chunks.embedded` event over `chunks`, with tiny vectors."""
     chunk_list = [] if op is ChangeOp.DELETE else list(chunks)

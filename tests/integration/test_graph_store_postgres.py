@@ -1,0 +1,125 @@
+"""The store contract on real Postgres, plus what only a database can show: transactions and concurrency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+import pytest
+
+from services.graph_builder.adapters.postgres import PostgresGraphStore
+from services.graph_builder.domain import DocumentGraph, Entity, Support
+from services.graph_builder.errors import GraphStoreError
+from services.graph_builder.ports import GraphStore
+from tests.unit.graph_builder.store_contract import SCENARIOS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(pg: psycopg.Connection[Any]) -> PostgresGraphStore:
+    s = PostgresGraphStore(pg)
+    s.ensure_schema()
+    return s
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+def test_postgres_store(scenario: Callable[[GraphStore], None], store: PostgresGraphStore) -> None:
+    scenario(store)
+
+
+def test_a_failed_apply_changes_nothing(store: PostgresGraphStore) -> None:
+    good = DocumentGraph(
+        entities=(Entity(entity_id="org:acme", label="org", name="Acme"),),
+        support=(Support(entity_id="org:acme", chunk_id="c1", mentions=1),),
+    )
+    assert store.apply_document(tenant="acme", document_id="d1", version=1, graph=good)
+    broken = DocumentGraph(
+        entities=(Entity(entity_id="org:beta", label="org", name="Beta"),),
+        support=(
+            Support(entity_id="org:beta", chunk_id="c2", mentions=0),
+        ),  # violates the CHECK, after the deletes
+    )
+
+    with pytest.raises(GraphStoreError):
+        store.apply_document(tenant="acme", document_id="d1", version=2, graph=broken)
+
+    assert store.document_version(tenant="acme", document_id="d1") == 1
+    assert [
+        c.chunk_id for c in store.chunks_for_entities(tenant="acme", entity_ids=["org:acme"], limit=5)
+    ] == ["c1"]
+    assert store.entity(tenant="acme", entity_id="org:beta") is None
+
+
+def test_ensure_schema_is_idempotent_and_prune_sweeps_orphans(store: PostgresGraphStore, pg: Any) -> None:
+    store.ensure_schema()
+    pg.execute("INSERT INTO graph_entities VALUES ('acme', 'org:ghost', 'org', 'Ghost', 'ghost')")
+    pg.execute("INSERT INTO graph_entities VALUES ('other', 'org:ghost', 'org', 'Ghost', 'ghost')")
+
+    assert store.prune_orphans(tenant="acme") == 1
+    assert store.entity(tenant="other", entity_id="org:ghost") is not None
+
+
+def test_a_concurrent_writer_adding_support_is_never_pruned(
+    store: PostgresGraphStore, postgres_url: str, pg_schema: str
+) -> None:
+    only_acme = DocumentGraph(
+        entities=(Entity(entity_id="org:acme", label="org", name="Acme"),),
+        support=(Support(entity_id="org:acme", chunk_id="d1-c1", mentions=1),),
+    )
+    also_acme = DocumentGraph(
+        entities=only_acme.entities, support=(Support(entity_id="org:acme", chunk_id="d2-c1", mentions=1),)
+    )
+    store.apply_document(tenant="acme", document_id="d1", version=1, graph=only_acme)
+    writer, observer = _connect(postgres_url, pg_schema), _connect(postgres_url, pg_schema)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        # Writer adds support for Acme inside a transaction it has not committed yet...
+        with writer.transaction():
+            PostgresGraphStore(writer).apply_document(
+                tenant="acme", document_id="d2", version=1, graph=also_acme
+            )
+            # ...while another writer deletes the document that held Acme's only committed support.
+            removal = pool.submit(store.remove_document, tenant="acme", document_id="d1", version=2)
+            _wait_until(lambda: _waiting_advisory_locks(observer) > 0 or removal.done())
+            assert not removal.done(), "the remover must wait for the writer's entity lock"
+        assert removal.result(timeout=10)
+    finally:
+        writer.close()  # also ends the writer's transaction if an assertion left it open
+        pool.shutdown(wait=True)
+        observer.close()
+
+    assert [
+        c.chunk_id for c in store.chunks_for_entities(tenant="acme", entity_ids=["org:acme"], limit=5)
+    ] == ["d2-c1"]
+    assert store.entity(tenant="acme", entity_id="org:acme") is not None
+
+
+def _connect(url: str, schema: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True)
+    conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
+    return conn
+
+
+def _waiting_advisory_locks(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_until(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.01)  # polling an observable condition, not sleeping in its place
+
+
+def test_empty_inputs_read_nothing(store: PostgresGraphStore) -> None:
+    assert store.apply_document(tenant="acme", document_id="d1", version=1, graph=DocumentGraph())
+    assert store.entities(tenant="acme", entity_ids=[]) == []
+    assert store.find_entities(tenant="acme", names_or_ids=["", "!!"]) == []
+    assert store.chunks_for_entities(tenant="acme", entity_ids=[], limit=5) == []
+    assert store.edges_around(tenant="acme", entity_ids=[], limit=5) == []
