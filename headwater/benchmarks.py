@@ -23,7 +23,7 @@ WARMUP_TENANT = "warmup"
 
 def load_commands(corpus: Path, *, limit: int, tenant: str) -> list[IngestDocument]:
     """BEIR `corpus.jsonl` rows (`_id`, `title`, `text`) or `IngestDocument` lines."""
-    commands = []
+    commands: list[IngestDocument] = []
     with corpus.open() as lines:
         for line in lines:
             if len(commands) >= limit:
@@ -104,6 +104,7 @@ def bench_ingest(
         table.add_row(f"stage time share: {stage}", f"{seconds / total_busy:.1%} ({seconds:.1f} s)")
     console.print(table)
     console.print(
-        f"backend: {runtime.parts.backend.model_id}; stage threads overlap, so busy seconds sum to more than the wall time."
+        f"backend: {runtime.parts.backend.model_id}; stage threads overlap, "
+        "so busy seconds sum to more than the wall time."
     )
     return figures

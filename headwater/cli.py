@@ -179,7 +179,7 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port for intake and query")] = 8080,
 ) -> None:
-    """Run the embedded runtime with intake (`POST /v1/documents`) and query (`POST /v1/search`) on one port."""
+    """Run the embedded runtime: intake (`POST /v1/documents`) and query (`POST /v1/search`) on one port."""
     import uvicorn
 
     from headwater.runtime.http_app import create_app
@@ -204,7 +204,8 @@ def ingest(
         elapsed = _ingest_with_progress(runtime, commands, total=len(commands))
         stats = runtime.stats()
         out.print(
-            f"{len(commands)} documents in {elapsed:.1f} s; {stats['chunks']} chunks; {stats['dead_letters']} dead-lettered"
+            f"{len(commands)} documents in {elapsed:.1f} s; {stats['chunks']} chunks; "
+            f"{stats['dead_letters']} dead-lettered"
         )
 
 

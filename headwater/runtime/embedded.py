@@ -26,7 +26,7 @@ from services.chunker.config import ChunkerSettings
 from services.chunker.logic import chunk_documents
 from services.embedder.config import EmbedderSettings
 from services.embedder.errors import TransientEmbeddingError
-from services.embedder.factory import build_backend
+from services.embedder.factory import build_backend, build_sparse_encoder
 from services.embedder.logic import embed_chunk_sets
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache
 from services.embedder.sparse import SparseEncoder
@@ -57,7 +57,7 @@ class Components:
     settings: HeadwaterSettings
     index: VectorIndex
     backend: EmbeddingBackend
-    cache: EmbeddingCache | None
+    cache: EmbeddingCache
     sparse: SparseEncoder
     redactor: Redactor
     graph_store: GraphStore
@@ -91,7 +91,7 @@ def build(
 
     embedder = embedder or EmbedderSettings()
     if cache is None:
-        pg_cache = PostgresEmbeddingCache(connect_db())
+        pg_cache = PostgresEmbeddingCache(connection=connect_db())
         pg_cache.ensure_schema()
         cache = pg_cache
     if graph_store is None:
@@ -103,7 +103,7 @@ def build(
         index=index or EdgeIndex(settings.index_dir),
         backend=backend or build_backend(embedder),
         cache=cache,
-        sparse=SparseEncoder(),
+        sparse=build_sparse_encoder(embedder),
         redactor=redactor or Redactor(secret=settings.pii_secret.get_secret_value().encode()),
         graph_store=graph_store,
         recognizer=recognizer,
@@ -122,6 +122,7 @@ class EmbeddedHeadwater:
         self.journal = Journal(parts.connect)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._closed = False
         self.intake = IntakeService(changes=self.journal, on_accepted=self._wake.set)
         self.collection = self._ensure_collection()
         self.query = QueryService(
@@ -157,7 +158,6 @@ class EmbeddedHeadwater:
                 )
             )
         self._feeder = threading.Thread(target=self._feed, name="journal-feeder", daemon=True)
-        self._fed_seq = 0
         self._lock = threading.Lock()
         self._outstanding: set[int] = set()
         self.completed = 0
@@ -172,6 +172,10 @@ class EmbeddedHeadwater:
         return self
 
     def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop every thread and close the journal and the index; calling it twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self._wake.set()
         for thread in [self._feeder, *self.workers]:
@@ -185,6 +189,9 @@ class EmbeddedHeadwater:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def feeder_alive(self) -> bool:
+        return self._feeder.is_alive()
 
     def wait_idle(self, *, timeout: float = 600.0, poll: float = 0.05) -> bool:
         """Block until every accepted change is indexed or dead-lettered; False on timeout."""
@@ -241,7 +248,10 @@ class EmbeddedHeadwater:
         ]
 
     def _index(self, sets: list[ChunksEnriched]) -> list[Any]:
-        return [index_event(s, index=self.parts.index, collection=self.collection) for s in sets]
+        outcomes = [index_event(s, index=self.parts.index, collection=self.collection) for s in sets]
+        # One fsync per batch, before the journal forgets these changes (10-350 ms per flush here).
+        self.parts.index.flush()
+        return outcomes
 
     # -- plumbing ---------------------------------------------------------------------------
     def _ensure_collection(self) -> str:
@@ -256,23 +266,31 @@ class EmbeddedHeadwater:
 
     def _feed(self) -> None:
         """Move journal entries into the first stage, oldest first; a full queue blocks (backpressure)."""
-        first = self._queues[0]
         while not self._stop.is_set():
-            entries = self.journal.pending(after_seq=self._fed_seq, limit=self.parts.settings.queue_size)
-            if not entries:
+            try:
+                fed = self._feed_once()
+            except Exception:  # the database restarting must not kill the feeder: back off and retry
+                logger.exception("journal feeder failed; retrying")
+                self._stop.wait(timeout=1.0)
+                continue
+            if not fed:
                 self._wake.wait(timeout=0.5)
                 self._wake.clear()
-                continue
-            for entry in entries:
-                with self._lock:
-                    self._outstanding.add(entry.seq)
-                while not self._stop.is_set():
-                    try:
-                        first.put(Envelope(entry.seq, entry.event), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                self._fed_seq = entry.seq
+
+    def _feed_once(self) -> int:
+        with self._lock:
+            in_flight = set(self._outstanding)
+        entries = self.journal.pending(excluding=in_flight, limit=self.parts.settings.queue_size)
+        for entry in entries:
+            with self._lock:
+                self._outstanding.add(entry.seq)
+            while not self._stop.is_set():
+                try:
+                    self._queues[0].put(Envelope(entry.seq, entry.event), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+        return len(entries)
 
     def _forward_to(self, target: queue.Queue[Envelope]) -> Callable[[list[Envelope]], None]:
         def forward(envelopes: list[Envelope]) -> None:

@@ -33,7 +33,7 @@ def create_app(runtime: EmbeddedHeadwater, *, max_body_bytes: int = MAX_DOCUMENT
     @app.get("/readyz", tags=["ops"])
     def readyz() -> dict[str, object]:
         """Every stage thread is alive and the index is open."""
-        alive = {w.stage: w.is_alive() for w in runtime.workers}
+        alive = {w.stage: w.is_alive() for w in runtime.workers} | {"feeder": runtime.feeder_alive()}
         ready = all(alive.values())
         if not ready:
             from headwater.http import problem

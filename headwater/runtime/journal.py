@@ -5,7 +5,7 @@ Headwater runs distributed."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +66,13 @@ class Journal:
             )
             return cursor.rowcount == 1
 
-    def pending(self, *, after_seq: int, limit: int) -> list[JournalEntry]:
+    def pending(self, *, excluding: Collection[int], limit: int) -> list[JournalEntry]:
+        """Oldest changes not yet handed to the pipeline. Concurrent intakes commit out of sequence
+        order, so "after the last sequence fed" could skip a late commit: exclude what is in flight."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, event FROM intake_journal WHERE seq > %s ORDER BY seq LIMIT %s",
-                (after_seq, limit),
+                "SELECT seq, event FROM intake_journal WHERE NOT (seq = ANY(%s)) ORDER BY seq LIMIT %s",
+                (list(excluding), limit),
             ).fetchall()
         return [JournalEntry(seq=row[0], event=DocumentChanged.model_validate(row[1])) for row in rows]
 

@@ -18,7 +18,7 @@ class ChunkerSettings(BaseSettings):
     )
     split_similarity: float | None = Field(
         default=None,
-        description="also split sections that fit when neighbour similarity falls below this (costs embeddings)",
+        description="also cut fitting sections where neighbour similarity is below this (costs embeddings)",
     )
 
     @model_validator(mode="after")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import numpy as np
 
@@ -135,7 +136,8 @@ def _neighbour_similarity(units: list[Unit], encode: EncodeSentences | None) -> 
     if encode is None or len(units) < 2:
         return None
     vectors = encode([u.text for u in units])
-    return np.einsum("ij,ij->i", vectors[:-1], vectors[1:])
+    similarity: np.ndarray = np.einsum("ij,ij->i", vectors[:-1], vectors[1:])
+    return similarity
 
 
 def _pieces(
@@ -161,7 +163,7 @@ def _pieces(
                     cuts.append(cut)
         cuts.sort()
     bounds = [0, *cuts, len(units)]
-    return [units[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [units[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def cuts_before(cuts: list[int], cut: int) -> list[int]:
@@ -211,7 +213,7 @@ def _with_overlap(pieces: list[_Piece], overlap_tokens: int, budget: int) -> lis
     if overlap_tokens <= 0:
         return pieces
     out = [pieces[0]] if pieces else []
-    for previous, piece in zip(pieces, pieces[1:], strict=False):
+    for previous, piece in pairwise(pieces):
         carried: list[Unit] = []
         if not piece.opens_section and previous.headings == piece.headings:
             room = min(overlap_tokens, budget - piece.tokens)

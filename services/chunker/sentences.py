@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 
 _ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sr jr st vs etc e.g i.e al fig figs eq eqs ref refs no nos vol approx ca cf
-    dept inc ltd co corp jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k resp min max""".split()
+    {
+        *("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "al", "resp"),
+        *("fig", "figs", "eq", "eqs", "ref", "refs", "no", "nos", "vol", "approx", "ca", "cf", "min", "max"),
+        *("dept", "inc", "ltd", "co", "corp", "u.s", "u.k"),
+        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
+    }
 )
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, whitespace, then a
 # character that can start a sentence.

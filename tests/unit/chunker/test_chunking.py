@@ -15,7 +15,9 @@ def words(texts: list[str]) -> list[int]:
     return [len(t.split()) for t in texts]
 
 
-def doc(*blocks: TextBlock, op: ChangeOp = ChangeOp.UPSERT, mentions: list[EntityMention] | None = None) -> DocumentRedacted:
+def doc(
+    *blocks: TextBlock, op: ChangeOp = ChangeOp.UPSERT, mentions: list[EntityMention] | None = None
+) -> DocumentRedacted:
     return DocumentRedacted(
         event_id="e1",
         op=op,
@@ -61,14 +63,19 @@ def test_boundary_falls_where_neighbour_similarity_drops() -> None:
     def encode(texts: list[str]) -> np.ndarray:
         return np.array([[1.0, 0.0] if t.startswith("Cat") else [0.0, 1.0] for t in texts])
 
-    result = chunk_document(doc(para(" ".join(cats + cars))), settings=SETTINGS, count_tokens=words, encode=encode)
+    result = chunk_document(
+        doc(para(" ".join(cats + cars))), settings=SETTINGS, count_tokens=words, encode=encode
+    )
     assert [c.text for c in result.chunks] == [" ".join(cats), " ".join(cars)]
 
 
 def test_without_a_drop_the_split_is_by_size() -> None:
     same = [sentence("cat", 8) for _ in range(6)]
     result = chunk_document(
-        doc(para(" ".join(same))), settings=SETTINGS, count_tokens=words, encode=lambda t: np.ones((len(t), 2)) / np.sqrt(2)
+        doc(para(" ".join(same))),
+        settings=SETTINGS,
+        count_tokens=words,
+        encode=lambda t: np.ones((len(t), 2)) / np.sqrt(2),
     )
     assert len(result.chunks) == 2
 

@@ -13,7 +13,11 @@ def test_splits_on_terminal_punctuation() -> None:
 
 def test_keeps_abbreviations_initials_and_decimals_inside_sentences() -> None:
     text = "Dr. Smith met J. R. Tolkien at 3.5 p.m. in the U.S. office. Results (e.g. Fig. 2) improved. Done."
-    assert _split(text) == ["Dr. Smith met J. R. Tolkien at 3.5 p.m. in the U.S. office.", "Results (e.g. Fig. 2) improved.", "Done."]
+    assert _split(text) == [
+        "Dr. Smith met J. R. Tolkien at 3.5 p.m. in the U.S. office.",
+        "Results (e.g. Fig. 2) improved.",
+        "Done.",
+    ]
 
 
 def test_spans_cover_the_text_without_outer_whitespace() -> None:

@@ -15,7 +15,9 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def _normalise(**fields: object) -> object:
-    return normalise(IngestDocument.model_validate({"tenant": "acme", "document_id": "d1", **fields}), received_at=NOW)
+    return normalise(
+        IngestDocument.model_validate({"tenant": "acme", "document_id": "d1", **fields}), received_at=NOW
+    )
 
 
 def test_plain_text_paragraphs_and_default_timestamp_version() -> None:
@@ -35,7 +37,10 @@ def test_explicit_version_is_a_sender_sequence_and_event_id_is_deterministic() -
 
 
 def test_markdown_headings_lists_tables_and_code() -> None:
-    text = "# Refunds\n\nWe refund within 30 days.\n\n## Exceptions\n\n- gift cards\n- sale items\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode here\n```\n"
+    text = (
+        "# Refunds\n\nWe refund within 30 days.\n\n## Exceptions\n\n- gift cards\n- sale items\n\n"
+        "| a | b |\n|---|---|\n| 1 | 2 |\n\n```\ncode here\n```\n"
+    )
     event = _normalise(text=text, content_type="text/markdown")
     kinds = [(b.kind, b.level) for b in event.blocks]
     assert kinds == [
@@ -57,7 +62,9 @@ def test_html_keeps_structure_and_drops_scripts() -> None:
         "<h1>What's new</h1><p>Faster <b>exports</b>.</p><ul><li>CSV</li><li>Parquet</li></ul>"
         "<table><tr><th>plan</th><th>limit</th></tr><tr><td>pro</td><td>10</td></tr></table></body></html>"
     )
-    event = _normalise(data_base64=base64.b64encode(html.encode()).decode(), content_type="text/html; charset=utf-8")
+    event = _normalise(
+        data_base64=base64.b64encode(html.encode()).decode(), content_type="text/html; charset=utf-8"
+    )
     assert [(b.kind, b.text) for b in event.blocks] == [
         (BlockKind.TITLE, "Release 4.2"),
         (BlockKind.HEADING, "What's new"),
@@ -98,6 +105,8 @@ def test_oversize_body_is_refused() -> None:
     command = IngestDocument(tenant="acme", document_id="d", text="x" * 2000)
     with pytest.raises(DocumentTooLarge):
         normalise(command, received_at=NOW, max_bytes=1000)
-    encoded = IngestDocument(tenant="acme", document_id="d", data_base64=base64.b64encode(b"x" * 2000).decode())
+    encoded = IngestDocument(
+        tenant="acme", document_id="d", data_base64=base64.b64encode(b"x" * 2000).decode()
+    )
     with pytest.raises(DocumentTooLarge):
         normalise(encoded, received_at=NOW, max_bytes=1000)

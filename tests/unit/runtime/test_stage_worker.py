@@ -15,7 +15,9 @@ class Transient(Exception):
     pass
 
 
-def _run(process: Any, messages: list[Any], *, batch_size: int = 8, max_attempts: int = 3) -> tuple[list[Envelope], list[tuple[Envelope, str]], StageWorker]:
+def _run(
+    process: Any, messages: list[Any], *, batch_size: int = 8, max_attempts: int = 3
+) -> tuple[list[Envelope], list[tuple[Envelope, str]], StageWorker]:
     inbox: queue.Queue[Envelope] = queue.Queue()
     for seq, message in enumerate(messages):
         inbox.put(Envelope(seq, message))
