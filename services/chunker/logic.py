@@ -10,9 +10,9 @@ from itertools import pairwise
 
 import numpy as np
 
+from headwater.sentences import split_sentences
 from schemas import BlockKind, ChangeOp, Chunk, ChunkMention, ChunksCreated, DocumentRedacted
 from services.chunker.config import ChunkerSettings
-from services.chunker.sentences import split_sentences
 
 CountTokens = Callable[[list[str]], list[int]]
 EncodeSentences = Callable[[list[str]], np.ndarray]  # rows L2-normalised

@@ -1,63 +1,12 @@
-"""A cheap rule-based sentence splitter and verb patterns that type a relation between two entities."""
+"""Verb patterns that type a relation between two entities of one sentence."""
 
 from __future__ import annotations
 
 import re
 
-# A candidate end: terminal punctuation, closing quotes or brackets, space, then a likely sentence start.
-_END = re.compile(r"[.!?]+[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9<])")
-_NEWLINES = re.compile(r"\n+")
-_LAST_WORD = re.compile(r"(\S+)$")
-# A period after these is not a sentence end.
-_ABBREVIATIONS = frozenset(
-    {
-        *("mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "vs", "etc", "no", "fig", "figs", "al"),
-        *(
-            "inc",
-            "corp",
-            "co",
-            "ltd",
-            "llc",
-            "plc",
-            "dept",
-            "univ",
-            "approx",
-            "gen",
-            "col",
-            "lt",
-            "sgt",
-            "capt",
-        ),
-        *("e.g", "i.e", "u.s", "u.k", "u.n", "e.u"),
-        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
-    }
-)
+from headwater.sentences import split_sentences
 
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of `text`; every line break also ends a sentence."""
-    spans: list[tuple[int, int]] = []
-    for line in _lines(text):
-        start = line[0]
-        for m in _END.finditer(text, line[0], line[1]):
-            word = _LAST_WORD.search(text, start, m.start() + 1)
-            token = word.group(1).rstrip(".!?").lstrip("\"'“‘([").casefold() if word else ""
-            if text[m.start()] == "." and (token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha())):
-                continue  # "Dr. Smith", "J. Doe": an abbreviation or an initial, not an end
-            spans.append((start, m.end()))
-            start = m.end()
-        if start < line[1]:
-            spans.append((start, line[1]))
-    return [(a, b) for a, b in spans if text[a:b].strip()]
-
-
-def _lines(text: str) -> list[tuple[int, int]]:
-    out, start = [], 0
-    for m in _NEWLINES.finditer(text):
-        out.append((start, m.start()))
-        start = m.end()
-    out.append((start, len(text)))
-    return out
+__all__ = ["split_sentences", "typed_relation"]
 
 
 # (pattern over the folded text between two entities, relation, whether the object comes first)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from services.chunker.sentences import split_sentences
+from headwater.sentences import split_sentences
 
 
 def _split(text: str) -> list[str]:
@@ -28,3 +28,14 @@ def test_spans_cover_the_text_without_outer_whitespace() -> None:
 
 def test_no_split_before_lowercase_continuation() -> None:
     assert _split("It costs approx. five dollars. ok then") == ["It costs approx. five dollars. ok then"]
+
+
+def test_a_line_break_ends_a_sentence() -> None:
+    assert _split("Agenda\nBudget review. Hiring plan") == ["Agenda", "Budget review.", "Hiring plan"]
+
+
+def test_a_pseudonym_can_start_a_sentence() -> None:
+    assert _split("We called twice. <PERSON_1a2b3c4d> answered.") == [
+        "We called twice.",
+        "<PERSON_1a2b3c4d> answered.",
+    ]
