@@ -107,67 +107,107 @@ def _fit(unit: Unit, count_tokens: CountTokens, budget: int) -> list[Unit]:
     return pieces
 
 
+class _Similarity:
+    """Neighbour similarity, computed lazily: only the sentences beside a candidate cut are embedded,
+    so a section a little over the budget costs a handful of sentence embeddings, not all of them."""
+
+    def __init__(self, units: list[Unit], encode: EncodeSentences) -> None:
+        self.units = units
+        self._encode = encode
+        self._vectors: dict[int, np.ndarray] = {}
+
+    def missing(self, cuts: Sequence[int]) -> list[int]:
+        return sorted({i for c in cuts for i in (c - 1, c)} - self._vectors.keys())
+
+    def fill(self, indices: Sequence[int], vectors: np.ndarray) -> None:
+        self._vectors.update(zip(indices, vectors, strict=True))
+
+    def at(self, cuts: list[int]) -> dict[int, float]:
+        """Cosine between the sentences either side of each cut (cut c lies between c-1 and c)."""
+        missing = self.missing(cuts)
+        if missing:
+            self.fill(missing, self._encode([self.units[i].text for i in missing]))
+        return {c: float(np.dot(self._vectors[c - 1], self._vectors[c])) for c in cuts}
+
+
+def _candidate_cuts(
+    tokens: list[int], start: int, end: int, *, budget: int, min_tokens: int
+) -> tuple[list[int], dict[int, int]]:
+    """The cuts worth comparing: one that finishes the job if any, else one leaving a final left side;
+    balanced ones (both sides ≥ min) first. Returns them with each cut's left-side token count."""
+    total = sum(tokens[start:end])
+    left_of: dict[int, int] = {}
+    running = 0
+    for c in range(start + 1, end):
+        running += tokens[c - 1]
+        left_of[c] = running
+    cuts = list(left_of)
+    pool = [c for c in cuts if left_of[c] <= budget and total - left_of[c] <= budget]
+    pool = pool or [c for c in cuts if left_of[c] <= budget] or cuts
+    balanced = [c for c in pool if left_of[c] >= min_tokens and total - left_of[c] >= min_tokens]
+    return balanced or pool, left_of
+
+
 def _split_points(
-    units: list[Unit], budget: int, min_tokens: int, similarity: np.ndarray | None
+    tokens: list[int], start: int, end: int, *, budget: int, min_tokens: int, similarity: _Similarity | None
 ) -> list[int]:
-    """Indices where a section too long for one chunk is cut: lowest neighbour similarity first."""
-    total = sum(u.tokens for u in units)
-    if total <= budget or len(units) < 2:
+    """Cuts that bring units[start:end] within the budget, each at the lowest neighbour similarity
+    among the candidate cuts."""
+    if sum(tokens[start:end]) <= budget or end - start < 2:
         return []
-    prefix = np.cumsum([u.tokens for u in units])
-    candidates = []
-    for cut in range(1, len(units)):
-        left, right = int(prefix[cut - 1]), total - int(prefix[cut - 1])
-        balanced = left >= min_tokens and right >= min_tokens
-        # Without embeddings, prefer the cut that keeps the left side as full as the budget allows.
-        score = float(similarity[cut - 1]) if similarity is not None else -min(left, budget) / budget
-        candidates.append((not balanced, left > budget and right > budget, score, cut))
-    cut = min(candidates)[3]
-    left_cuts = _split_points(
-        units[:cut], budget, min_tokens, None if similarity is None else similarity[: cut - 1]
-    )
-    right_cuts = _split_points(
-        units[cut:], budget, min_tokens, None if similarity is None else similarity[cut:]
-    )
-    return [*left_cuts, cut, *(cut + c for c in right_cuts)]
+    pool, left_of = _candidate_cuts(tokens, start, end, budget=budget, min_tokens=min_tokens)
+    if similarity is not None:
+        scores = similarity.at(pool)
+        cut = min(pool, key=lambda c: (scores[c], -left_of[c]))
+    else:
+        cut = max(pool, key=lambda c: left_of[c])  # no embeddings: fill the left side
+    left = _split_points(tokens, start, cut, budget=budget, min_tokens=min_tokens, similarity=similarity)
+    right = _split_points(tokens, cut, end, budget=budget, min_tokens=min_tokens, similarity=similarity)
+    return [*left, cut, *right]
 
 
-def _neighbour_similarity(units: list[Unit], encode: EncodeSentences | None) -> np.ndarray | None:
-    if encode is None or len(units) < 2:
-        return None
-    vectors = encode([u.text for u in units])
-    similarity: np.ndarray = np.einsum("ij,ij->i", vectors[:-1], vectors[1:])
-    return similarity
+def _needs_split(tokens: list[int], settings: ChunkerSettings, budget: int) -> bool:
+    return len(tokens) > 1 and (sum(tokens) > budget or settings.split_similarity is not None)
 
 
 def _pieces(
-    section: Section, settings: ChunkerSettings, budget: int, encode: EncodeSentences | None
+    section: Section, settings: ChunkerSettings, budget: int, similarity: _Similarity | None
 ) -> list[list[Unit]]:
     units = section.units
-    total = sum(u.tokens for u in units)
-    needs_split = total > budget
-    if not needs_split and settings.split_similarity is None:
+    tokens = [u.tokens for u in units]
+    if sum(tokens) <= budget and (settings.split_similarity is None or similarity is None):
         return [units]
-    similarity = _neighbour_similarity(units, encode)
-    cuts = _split_points(units, budget, settings.min_tokens, similarity)
+    # Pieces leave room for the overlap that the next piece will carry over.
+    cuts = _split_points(
+        tokens,
+        0,
+        len(units),
+        budget=budget - settings.overlap_tokens,
+        min_tokens=settings.min_tokens,
+        similarity=similarity,
+    )
     if similarity is not None and settings.split_similarity is not None:
-        prefix = np.cumsum([u.tokens for u in units])
-        for i, value in enumerate(similarity):
-            cut = i + 1
-            left = int(prefix[cut - 1]) - (
-                int(prefix[max(cuts_before(cuts, cut)) - 1]) if cuts_before(cuts, cut) else 0
-            )
-            if value < settings.split_similarity and cut not in cuts and left >= settings.min_tokens:
-                right = total - int(prefix[cut - 1])
-                if right >= settings.min_tokens:
-                    cuts.append(cut)
-        cuts.sort()
+        cuts = _add_topic_cuts(
+            cuts, tokens, similarity, threshold=settings.split_similarity, min_tokens=settings.min_tokens
+        )
     bounds = [0, *cuts, len(units)]
     return [units[a:b] for a, b in pairwise(bounds) if b > a]
 
 
-def cuts_before(cuts: list[int], cut: int) -> list[int]:
-    return [c for c in cuts if c < cut]
+def _add_topic_cuts(
+    cuts: list[int], tokens: list[int], similarity: _Similarity, *, threshold: float, min_tokens: int
+) -> list[int]:
+    """Also cut where neighbours are less similar than `threshold`, if both new pieces stay ≥ min."""
+    scores = similarity.at(list(range(1, len(tokens))))
+    out = sorted(cuts)
+    for cut, score in sorted(scores.items()):
+        if score >= threshold or cut in out:
+            continue
+        before = max([c for c in out if c < cut], default=0)
+        after = min([c for c in out if c > cut], default=len(tokens))
+        if sum(tokens[before:cut]) >= min_tokens and sum(tokens[cut:after]) >= min_tokens:
+            out = sorted([*out, cut])
+    return out
 
 
 @dataclass
@@ -269,30 +309,66 @@ def _mentions_for(doc: DocumentRedacted, offsets: list[tuple[Unit, int]]) -> lis
     return found
 
 
-def chunk_document(
+@dataclass
+class _Plan:
+    doc: DocumentRedacted
+    sections: list[Section]
+    similarities: dict[int, _Similarity]  # section index -> its lazy similarity
+
+
+def _plan(
     doc: DocumentRedacted,
-    *,
     settings: ChunkerSettings,
     count_tokens: CountTokens,
-    encode: EncodeSentences | None = None,
-) -> ChunksCreated:
-    """Cut a redacted document into chunks; a delete yields a chunk set with no chunks."""
+    encode: EncodeSentences | None,
+) -> _Plan:
+    budget = settings.max_tokens - _SPECIAL_TOKENS
+    sections = _with_tokens(build_sections(doc), count_tokens, budget) if doc.op is ChangeOp.UPSERT else []
+    similarities = {}
+    if encode is not None:
+        for i, section in enumerate(sections):
+            if _needs_split([u.tokens for u in section.units], settings, budget):
+                similarities[i] = _Similarity(section.units, encode)
+    return _Plan(doc, sections, similarities)
+
+
+def _prefetch(plans: list[_Plan], settings: ChunkerSettings, encode: EncodeSentences) -> None:
+    """Embed, in one call for the whole batch, the sentences every first cut decision will compare;
+    small per-document calls would spend most of their time on per-call overhead."""
+    budget = settings.max_tokens - _SPECIAL_TOKENS - settings.overlap_tokens
+    wanted: list[tuple[_Similarity, list[int]]] = []
+    for plan in plans:
+        for similarity in plan.similarities.values():
+            tokens = [u.tokens for u in similarity.units]
+            if settings.split_similarity is not None:
+                cuts = list(range(1, len(tokens)))
+            else:
+                cuts, _ = _candidate_cuts(
+                    tokens, 0, len(tokens), budget=budget, min_tokens=settings.min_tokens
+                )
+            wanted.append((similarity, similarity.missing(cuts)))
+    texts = [similarity.units[i].text for similarity, indices in wanted for i in indices]
+    if not texts:
+        return
+    vectors = encode(texts)
+    offset = 0
+    for similarity, indices in wanted:
+        similarity.fill(indices, vectors[offset : offset + len(indices)])
+        offset += len(indices)
+
+
+def _finish(plan: _Plan, settings: ChunkerSettings, count_tokens: CountTokens) -> ChunksCreated:
+    doc = plan.doc
     header = doc.model_dump(exclude={"kind", "blocks", "mentions"})
     if doc.op is ChangeOp.DELETE:
         return ChunksCreated(**header)
     budget = settings.max_tokens - _SPECIAL_TOKENS
-    sections = _with_tokens(build_sections(doc), count_tokens, budget)
     pieces: list[_Piece] = []
-    for section in sections:
+    for index, section in enumerate(plan.sections):
         heading_unit = section.headings and section.units[0].text == section.headings[-1]
-        for i, units in enumerate(_pieces(section, settings, budget, encode)):
-            pieces.append(
-                _Piece(
-                    section.headings,
-                    units,
-                    opens_section=bool(i == 0 and (heading_unit or not section.headings)),
-                )
-            )
+        for i, units in enumerate(_pieces(section, settings, budget, plan.similarities.get(index))):
+            opens = bool(i == 0 and (heading_unit or not section.headings))
+            pieces.append(_Piece(section.headings, units, opens_section=opens))
     pieces = _with_overlap(_merge_small(pieces, settings.min_tokens, budget), settings.overlap_tokens, budget)
     texts_and_offsets = [_render(piece) for piece in pieces]
     token_counts = count_tokens([text for text, _ in texts_and_offsets]) if texts_and_offsets else []
@@ -324,4 +400,20 @@ def chunk_documents(
     count_tokens: CountTokens,
     encode: EncodeSentences | None = None,
 ) -> list[ChunksCreated]:
-    return [chunk_document(d, settings=settings, count_tokens=count_tokens, encode=encode) for d in docs]
+    """Cut redacted documents into chunks; a delete yields a chunk set with no chunks."""
+    plans = [_plan(doc, settings, count_tokens, encode) for doc in docs]
+    if encode is not None:
+        _prefetch(plans, settings, encode)
+    return [_finish(plan, settings, count_tokens) for plan in plans]
+
+
+def chunk_document(
+    doc: DocumentRedacted,
+    *,
+    settings: ChunkerSettings,
+    count_tokens: CountTokens,
+    encode: EncodeSentences | None = None,
+) -> ChunksCreated:
+    """One document: `chunk_documents` of a batch of one."""
+    (chunks,) = chunk_documents([doc], settings=settings, count_tokens=count_tokens, encode=encode)
+    return chunks

@@ -149,3 +149,16 @@ def test_a_run_on_sentence_longer_than_the_budget_is_cut_at_words() -> None:
 def test_settings_refuse_inconsistent_bounds() -> None:
     with pytest.raises(ValueError, match="min_tokens"):
         ChunkerSettings(max_tokens=50, min_tokens=60)
+
+
+def test_only_sentences_beside_candidate_cuts_are_embedded() -> None:
+    encoded: list[str] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return np.ones((len(texts), 2)) / np.sqrt(2)
+
+    text = " ".join(sentence(f"w{i}", 5) for i in range(12))  # 60 tokens against a budget of 40
+    result = chunk_document(doc(para(text)), settings=SETTINGS, count_tokens=words, encode=encode)
+    assert len(result.chunks) == 2
+    assert 0 < len(encoded) < 12
