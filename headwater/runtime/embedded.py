@@ -65,6 +65,7 @@ class Components:
     connect: Callable[[], psycopg.Connection[Any]]
     chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    boundary_encoder: EmbeddingBackend | None = None  # scores chunk cut points; None: the backend
 
 
 def build(
@@ -98,19 +99,33 @@ def build(
         pg_graph = PostgresGraphStore(connect_db())
         pg_graph.ensure_schema()
         graph_store = pg_graph
+    backend = backend or build_backend(embedder)
+    chunker = chunker or ChunkerSettings()
     return Components(
         settings=settings,
         index=index or EdgeIndex(settings.index_dir),
-        backend=backend or build_backend(embedder),
+        backend=backend,
         cache=cache,
         sparse=build_sparse_encoder(embedder),
         redactor=redactor or Redactor(secret=settings.pii_secret.get_secret_value().encode()),
         graph_store=graph_store,
         recognizer=recognizer,
         connect=connect_db,
-        chunker=chunker or ChunkerSettings(),
+        chunker=chunker,
         embedder=embedder,
+        boundary_encoder=_boundary_encoder(chunker, embedder, backend),
     )
+
+
+def _boundary_encoder(
+    chunker: ChunkerSettings, embedder: EmbedderSettings, backend: EmbeddingBackend
+) -> EmbeddingBackend:
+    """The int8 export of the local model scores cut points at about twice the speed of fp32."""
+    if chunker.boundary_model == "onnx-int8" and embedder.backend == "local":
+        from services.embedder.adapters.onnx import OnnxBackend
+
+        return OnnxBackend(cache_dir=embedder.onnx_cache_dir)
+    return backend
 
 
 class EmbeddedHeadwater:
@@ -222,12 +237,12 @@ class EmbeddedHeadwater:
         return redacted
 
     def _chunk(self, docs: list[DocumentRedacted]) -> list[ChunksCreated]:
-        backend = self.parts.backend
+        encoder = self.parts.boundary_encoder or self.parts.backend
         sets = chunk_documents(
             docs,
             settings=self.parts.chunker,
             count_tokens=count_tokens,
-            encode=lambda texts: backend.embed(texts),
+            encode=lambda texts: encoder.embed(texts),
         )
         self.chunks_created += sum(len(s.chunks) for s in sets)
         return sets

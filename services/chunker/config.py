@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +17,11 @@ class ChunkerSettings(BaseSettings):
     min_tokens: int = Field(default=64, ge=1, description="a split never leaves a piece smaller than this")
     overlap_tokens: int = Field(
         default=32, ge=0, description="whole sentences repeated from the previous chunk"
+    )
+    boundary_model: Literal["embedding", "onnx-int8"] = Field(
+        default="onnx-int8",
+        description="what embeds sentences to score cut points: the chunk embedding model itself, or "
+        "(for the local MiniLM) its int8 ONNX export, ~2x faster; a cut point tolerates its 0.99 cosine",
     )
     split_similarity: float | None = Field(
         default=None,

@@ -15,7 +15,10 @@ _PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "sk-...", "you
 class EmbedderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADWATER_EMBEDDER_", frozen=True)
 
-    backend: BackendName = Field(default="local", description="which dense embedding backend to build")
+    backend: BackendName = Field(
+        default="onnx-int8",
+        description="dense embedding backend: onnx-int8 on CPU (see docs/decisions/0004), local = fp32/CUDA",
+    )
     device: Literal["cpu", "cuda"] | None = Field(
         default=None, description="local backend; None picks CUDA if seen"
     )
