@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+import numpy as np
 
 from services.embedder.errors import PermanentEmbeddingError, TransientEmbeddingError
+from services.embedder.ports import Matrix
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +76,13 @@ def send_with_retries(
             logger.warning("%s failed (%s); retry %d in %.2f s", what, last, attempt + 1, wait)
             policy.sleep(wait)
     raise TransientEmbeddingError(f"{what} failed after {policy.max_attempts} attempts: {last}")
+
+
+def embed_in_batches(
+    post: Callable[[list[str]], Matrix], texts: Sequence[str], *, batch_size: int, dimension: int | None
+) -> Matrix:
+    """Send `texts` in batches of at most `batch_size`; rows come back in input order."""
+    parts = [post(list(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)]
+    if not parts:
+        return np.zeros((0, dimension or 0), dtype=np.float32)
+    return np.concatenate(parts)

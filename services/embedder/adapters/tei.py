@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from services.embedder.adapters._http import RetryPolicy, send_with_retries
+from services.embedder.adapters._http import RetryPolicy, embed_in_batches, send_with_retries
 from services.embedder.errors import PermanentEmbeddingError
 from services.embedder.ports import Matrix
 from services.embedder.vectors import l2_normalise
@@ -80,12 +80,7 @@ class TeiBackend:
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """Send batches of at most `max_client_batch_size`; rows come back in input order."""
-        parts = [
-            self._post(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)
-        ]
-        if not parts:
-            return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        return np.concatenate(parts)
+        return embed_in_batches(self._post, texts, batch_size=self.batch_size, dimension=self._dimension)
 
     def _post(self, batch: list[str]) -> Matrix:
         body = {"inputs": batch, "normalize": True, "truncate": True}
