@@ -116,18 +116,19 @@ def _read_commands(path: Path, *, tenant: str) -> list[IngestDocument]:
 
 def _print_page(page: SearchPage, *, show: int = 5) -> None:
     table = Table(show_header=True, header_style="bold", expand=True)
-    table.add_column("#", width=3)
+    table.add_column("#", width=2)
     table.add_column("document", overflow="fold", ratio=2)
-    table.add_column("score", width=8)
-    table.add_column("found by", ratio=1)
+    table.add_column("score", width=6)
+    table.add_column("ranks", width=10, no_wrap=True)
     table.add_column("text", ratio=6)
     for rank, hit in enumerate(page.hits[:show], start=1):
-        found = ", ".join(f"{name}#{r}" for name, r in sorted(hit.retrievers.items()))
+        # Each retriever's rank for the hit, e.g. "dense 1 / sparse 3".
+        found = "\n".join(f"{name} {r}" for name, r in sorted(hit.retrievers.items()))
         snippet = hit.text.replace("\n", " ")
         table.add_row(
             str(rank),
             hit.title or hit.document_id,
-            f"{hit.score:.4f}",
+            f"{hit.score:.3f}",
             found,
             snippet[:220] + ("…" if len(snippet) > 220 else ""),
         )
