@@ -280,7 +280,7 @@ def evaluate(
     directory: Annotated[Path, typer.Argument(help="BEIR-format dataset folder")],
     split: Annotated[str, typer.Option(help="queries-<split>.jsonl and qrels-<split>.tsv")] = "test",
     mode: Annotated[
-        list[str] | None, typer.Option(help="hybrid, dense, sparse (repeatable; default all)")
+        list[str] | None, typer.Option(help="hybrid, hybrid-rrf, dense, sparse (repeatable; default all)")
     ] = None,
     run_out: Annotated[
         Path | None, typer.Option("--run-out", help="TREC run file (mode appended when several)")
@@ -295,7 +295,7 @@ def evaluate(
     from headwater.evaluation import run_evaluation
 
     _configure_logging()
-    modes = mode or ["hybrid", "dense", "sparse"]
+    modes = mode or ["hybrid", "hybrid-rrf", "dense", "sparse"]
     with (
         tempfile.TemporaryDirectory(prefix="headwater-eval-") as scratch,
         _running(home or Path(scratch)) as runtime,

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas import IngestDocument, SearchMode, SearchRequest, SourceKind, SourceRef
+from schemas import Fusion, IngestDocument, SearchMode, SearchRequest, SourceKind, SourceRef
 
 
 @dataclass(frozen=True)
@@ -101,8 +101,15 @@ def write_trec_run(path: Path, run: Mapping[str, Sequence[tuple[str, float]]], *
                 out.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def search_requests(dataset: BeirDataset, *, tenant: str, mode: SearchMode) -> dict[str, SearchRequest]:
+def parse_mode(name: str) -> tuple[SearchMode, Fusion]:
+    """`hybrid`, `dense`, `sparse`, or a hybrid with its fusion named: `hybrid-rrf`, `hybrid-dbsf`."""
+    mode, _, fusion = name.partition("-")
+    return SearchMode(mode), Fusion(fusion) if fusion else Fusion.DBSF
+
+
+def search_requests(dataset: BeirDataset, *, tenant: str, mode: str) -> dict[str, SearchRequest]:
+    search_mode, fusion = parse_mode(mode)
     return {
-        qid: SearchRequest(query=text[:2048], tenant=tenant, mode=mode, top_k=100)
+        qid: SearchRequest(query=text[:2048], tenant=tenant, mode=search_mode, fusion=fusion, top_k=100)
         for qid, text in dataset.queries.items()
     }

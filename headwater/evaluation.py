@@ -21,7 +21,7 @@ from headwater.eval import (
     write_trec_run,
 )
 from headwater.runtime.embedded import EmbeddedHeadwater
-from schemas import IngestDocument, SearchMode
+from schemas import IngestDocument
 
 EVAL_TENANT = "eval"
 
@@ -60,7 +60,7 @@ def run_evaluation(
     results: dict[str, Scores] = {}
     timings: dict[str, float] = {}
     for mode in modes:
-        requests = search_requests(dataset, tenant=EVAL_TENANT, mode=SearchMode(mode))
+        requests = search_requests(dataset, tenant=EVAL_TENANT, mode=mode)
         run: dict[str, list[tuple[str, float]]] = {}
         started = time.perf_counter()
         for query_id, request in requests.items():

@@ -31,6 +31,7 @@ from schemas.documents import (
     TextBlock,
 )
 from schemas.search import (
+    Fusion,
     MatchFilter,
     RangeFilter,
     SearchFilters,
@@ -58,6 +59,7 @@ __all__ = [
     "DocumentKey",
     "DocumentRedacted",
     "EntityMention",
+    "Fusion",
     "IngestDocument",
     "MatchFilter",
     "RangeFilter",

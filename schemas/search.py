@@ -19,6 +19,13 @@ class SearchMode(StrEnum):
     SPARSE = "sparse"
 
 
+class Fusion(StrEnum):
+    """How hybrid mode merges the dense and sparse lists."""
+
+    DBSF = "dbsf"  # distribution-based score fusion: scores normalised by mean ± 3σ, then summed
+    RRF = "rrf"  # reciprocal rank fusion, k = 60
+
+
 class MatchFilter(Contract):
     """`metadata[key]` equals `value`, or equals any of `any` (exactly one of the two)."""
 
@@ -47,6 +54,7 @@ class SearchRequest(Contract):
     query: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUERY_CHARS)]
     tenant: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     mode: SearchMode = SearchMode.HYBRID
+    fusion: Fusion = Fusion.DBSF
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K)] = 10
     filters: SearchFilters = Field(default_factory=SearchFilters)
     acl: list[str] | None = None  # the caller's groups; None = no ACL restriction (embedded, trusted caller)

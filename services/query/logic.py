@@ -34,6 +34,26 @@ def reciprocal_rank_fusion(
     return sorted(fused.values(), key=lambda f: f.score, reverse=True)
 
 
+def distribution_based_fusion(
+    scored: Mapping[str, Sequence[tuple[str, float, Mapping[str, Any]]]],
+) -> list[Fused]:
+    """Fuse scored lists the way Qdrant's DBSF does: each list's scores are mapped from
+    [mean - 3σ, mean + 3σ] to [0, 1], then summed per id, so neither retriever's scale dominates."""
+    fused: dict[str, Fused] = {}
+    for retriever, hits in scored.items():
+        if not hits:
+            continue
+        scores = [score for _, score, _ in hits]
+        mean = sum(scores) / len(scores)
+        spread = 3 * (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+        low, width = mean - spread, 2 * spread
+        for rank, (point_id, score, payload) in enumerate(hits, start=1):
+            entry = fused.setdefault(point_id, Fused(id=point_id, score=0.0, payload=payload))
+            entry.score += (score - low) / width if width > 0 else 0.5
+            entry.ranks[retriever] = rank
+    return sorted(fused.values(), key=lambda f: f.score, reverse=True)
+
+
 def single_list(retriever: str, hits: Sequence[tuple[str, float, Mapping[str, Any]]]) -> list[Fused]:
     """One retriever's hits in the fused shape, keeping the engine's own scores."""
     return [

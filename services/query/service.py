@@ -6,10 +6,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from schemas import SearchHit, SearchMode, SearchPage, SearchRequest, SparseVector
+from schemas import Fusion, SearchHit, SearchMode, SearchPage, SearchRequest, SparseVector
 from services.indexer.ports import IndexFilter, IndexHit, VectorIndex
 from services.query.errors import IndexNotReady
-from services.query.logic import Fused, first_per_document, reciprocal_rank_fusion, single_list
+from services.query.logic import (
+    Fused,
+    distribution_based_fusion,
+    first_per_document,
+    reciprocal_rank_fusion,
+    single_list,
+)
 
 EmbedQuery = Callable[[str], list[float]]
 EncodeSparseQuery = Callable[[str], SparseVector]
@@ -55,6 +61,10 @@ class QueryService:
                 self.index.search(collection, using="sparse", vector=sparse, filter=query_filter, limit=depth)
                 if sparse.indices
                 else []
+            )
+        if request.mode is SearchMode.HYBRID and request.fusion is Fusion.DBSF:
+            return distribution_based_fusion(
+                {name: [(h.id, h.score, h.payload) for h in hits] for name, hits in lists.items()}
             )
         if request.mode is SearchMode.HYBRID:
             return reciprocal_rank_fusion(
