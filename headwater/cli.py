@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from headwater.models import offline
+from headwater.stack import stack_app
 
 if TYPE_CHECKING:  # imported lazily at run time: `headwater --help` must not load models
     from headwater.runtime.embedded import EmbeddedHeadwater
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures against a yardstick.")
 app.add_typer(bench_app, name="bench")
+app.add_typer(stack_app, name="stack")
 console = Console(stderr=True)
 out = Console()
 

@@ -1,0 +1,92 @@
+"""`headwater stack up|down|status`: a local Kafka broker for the distributed runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from headwater.stack.kafka import KafkaBroker, KafkaStackError, broker_alive, default_lib_dir, ping, stop_pid
+from headwater.stack.topics import provision_topics
+
+__all__ = ["stack_app"]
+
+stack_app = typer.Typer(
+    no_args_is_help=True, help="Run a local Kafka broker (KRaft, no Docker) for the services."
+)
+
+HomeOpt = Annotated[Path, typer.Option("--home", envvar="HEADWATER_HOME", help="state directory")]
+
+
+def _state_file(home: Path) -> Path:
+    return home / "stack" / "kafka.json"
+
+
+def _read_state(home: Path) -> dict[str, object] | None:
+    path = _state_file(home)
+    if not path.exists():
+        return None
+    state: dict[str, object] = json.loads(path.read_text())
+    return state
+
+
+@stack_app.command()
+def up(
+    home: HomeOpt = Path(".headwater"),
+    port: Annotated[int | None, typer.Option(help="broker port; a free one if omitted")] = None,
+    partitions: Annotated[int, typer.Option(help="partitions per topic")] = 6,
+    lib_dir: Annotated[Path | None, typer.Option(help="where the broker jars are cached")] = None,
+) -> None:
+    """Fetch the jars, start the broker in the background and provision the topics."""
+    state = _read_state(home)
+    if state is not None and broker_alive(int(str(state["pid"]))):
+        typer.echo(state["bootstrap_servers"])
+        return
+    broker = KafkaBroker(lib_dir=lib_dir if lib_dir is not None else default_lib_dir())
+    try:
+        broker.fetch_jars()
+        broker.start(home / "stack" / "kafka", port=port, detach=True)
+        assert broker.process is not None
+        _state_file(home).write_text(
+            json.dumps({"pid": broker.process.pid, "bootstrap_servers": broker.bootstrap_servers}, indent=2)
+        )
+        report = asyncio.run(provision_topics(broker.bootstrap_servers, partitions=partitions))
+    except KafkaStackError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"topics created: {len(report.created)}, already there: {len(report.existing)}", err=True)
+    typer.echo(broker.bootstrap_servers)
+
+
+@stack_app.command()
+def status(home: HomeOpt = Path(".headwater")) -> None:
+    """Say whether the broker process runs and answers the admin API."""
+    state = _read_state(home)
+    if state is None:
+        typer.echo("kafka: not started")
+        raise typer.Exit(1)
+    pid, bootstrap = int(str(state["pid"])), str(state["bootstrap_servers"])
+    if not broker_alive(pid):
+        typer.echo(f"kafka: process {pid} is gone")
+        raise typer.Exit(1)
+    try:
+        brokers = asyncio.run(ping(bootstrap))
+    except Exception as exc:  # any client failure means "not reachable" for a status line
+        typer.echo(f"kafka: pid {pid} runs but {bootstrap} does not answer: {exc!r}")
+        raise typer.Exit(1) from exc
+    typer.echo(f"kafka: up at {bootstrap} (pid {pid}, {brokers} broker)")
+
+
+@stack_app.command()
+def down(home: HomeOpt = Path(".headwater")) -> None:
+    """Stop the broker; its data stays under the home directory."""
+    state = _read_state(home)
+    if state is None:
+        typer.echo("kafka: not started")
+        return
+    stop_pid(int(str(state["pid"])))
+    _state_file(home).unlink()
+    typer.echo("kafka: stopped")
