@@ -220,7 +220,13 @@ class KafkaBroker:
         cluster_id = id_file.read_text().strip()
         # With static controller.quorum.voters the log dir is formatted without --standalone.
         cmd = self._java(
-            "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config), "--ignore-formatted"
+            # `=` form: an id may start with "-", which the tool's argument parser takes for an option.
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(config),
+            "--ignore-formatted",
         )
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
         if result.returncode != 0:
