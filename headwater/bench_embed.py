@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from headwater.eval import load_beir, ndcg_at
 from headwater.models import load_tokenizer
 from services.embedder.ports import EmbeddingBackend, Matrix
 
@@ -88,25 +88,9 @@ def run(
 def ndcg_at_k(
     ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], *, k: int = 10
 ) -> float:
-    """Mean nDCG@k over the judged queries (linear gains, log2 discount, as in BEIR/trec_eval)."""
-    scores = []
-    for qid, judged in qrels.items():
-        gains = [judged.get(doc, 0) for doc in ranked.get(qid, [])[:k]]
-        dcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(gains))
-        ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-        idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
-        scores.append(dcg / idcg if idcg else 0.0)
+    """Mean nDCG@k over every judged query; a query missing from `ranked` scores 0."""
+    scores = [ndcg_at(ranked.get(qid, []), judged, k) for qid, judged in qrels.items()]
     return sum(scores) / len(scores) if scores else 0.0
-
-
-def load_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open() as handle:
-        next(handle)  # header row
-        for line in handle:
-            qid, doc, score = line.rstrip("\n").split("\t")
-            qrels.setdefault(qid, {})[doc] = int(score)
-    return qrels
 
 
 def dense_ndcg(
@@ -119,13 +103,8 @@ def dense_ndcg(
 ) -> float:
     """Embed the whole corpus and the split's judged queries, rank by dot product, return nDCG@k."""
     doc_ids, docs = load_scifact_corpus(dataset / "corpus.jsonl")
-    qrels = load_qrels(dataset / f"qrels-{split}.tsv")
-    queries = {}
-    with (dataset / f"queries-{split}.jsonl").open() as handle:
-        for line in handle:
-            row = json.loads(line)
-            if str(row["_id"]) in qrels:
-                queries[str(row["_id"])] = row["text"]
+    beir = load_beir(dataset, split=split)
+    qrels, queries = beir.qrels, beir.queries
     start = time.perf_counter()
     doc_rows = backend.embed(docs)
     query_rows = backend.embed(list(queries.values()))
