@@ -67,13 +67,13 @@ def bench_ingest(
     runtime.wait_idle()
     commands = load_commands(corpus, limit=limit, tenant=BENCH_TENANT)
     busy_before = {w.stage: w.stats.busy_seconds for w in runtime.workers}
-    chunks_before = runtime.chunks_created
+    chunks_before = runtime.handlers.chunks_created
     started = time.perf_counter()
     for command in commands:
         runtime.intake.accept(command)
     runtime.wait_idle()
     elapsed = time.perf_counter() - started
-    chunks = runtime.chunks_created - chunks_before
+    chunks = runtime.handlers.chunks_created - chunks_before
     busy = {w.stage: w.stats.busy_seconds - busy_before[w.stage] for w in runtime.workers}
 
     collection = runtime.collection

@@ -22,6 +22,8 @@ class HeadwaterSettings(BaseSettings):
     database_schema: str = Field(default="headwater", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pii_secret: SecretStr = SecretStr(LOCAL_PII_SECRET)
     collection_alias: str = "headwater_chunks"
+    qdrant_url: str | None = Field(default=None, description="a Qdrant server; default: embedded engine")
+    qdrant_api_key: SecretStr | None = None
     queue_size: int = Field(default=256, ge=1, description="bound of every in-process stage queue")
     batch_size: int = Field(default=32, ge=1, description="documents a stage takes at once")
     max_attempts: int = Field(
@@ -45,3 +47,30 @@ class HeadwaterSettings(BaseSettings):
                 "set HEADWATER_PII_SECRET: the development pseudonym key is refused in production"
             )
         return self
+
+
+class KafkaSettings(BaseSettings):
+    """The distributed runtime's Kafka client settings (env prefix `HEADWATER_KAFKA_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_KAFKA_", frozen=True)
+
+    bootstrap_servers: str = "localhost:9092"
+    topic_prefix: str = Field(default="", description="prepended to every topic name (shared clusters, tests)")
+    group_prefix: str = Field(default="headwater", description="consumer group of stage S: <prefix>.<S>")
+    partitions: int = Field(default=6, ge=1, description="partitions of topics this deployment creates")
+    replication_factor: int = Field(default=1, ge=1)
+    max_batch: int = Field(default=32, ge=1, description="records a consumer holds in flight at once")
+    batch_timeout_ms: int = Field(default=200, ge=1, description="how long a fetch waits to fill a batch")
+    max_redeliveries: int = Field(
+        default=5, ge=1, description="transient failures of one batch before its messages are isolated"
+    )
+    pause_s: float = Field(default=2.0, gt=0, description="first back-off when a downstream is unavailable")
+    send_timeout_s: float = Field(default=10.0, gt=0, description="intake answers 503 past this")
+    max_pending_sends: int = Field(default=512, ge=1, description="intake 503s above this many in flight")
+    graceful_timeout_s: float = Field(default=30.0, gt=0, description="≥ the longest batch a stage runs")
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    def group(self, stage: str) -> str:
+        return f"{self.group_prefix}.{stage}"

@@ -21,6 +21,8 @@ class DeadLetter(Contract):
     reason: str
     attempts: int = 1
     key: str | None = None
+    source_partition: int | None = None  # where the original sits (Kafka runtime; None when embedded)
+    source_offset: int | None = None
     payload_base64: str  # the original message bytes, untouched
     headers: dict[str, str] = Field(default_factory=dict)
     failed_at: datetime = Field(default_factory=utc_now)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,38 +14,24 @@ from typing import Any
 import psycopg
 
 from headwater.config import HeadwaterSettings
-from headwater.models import count_tokens
 from headwater.postgres import connect, embedded_postgres_url
+from headwater.runtime.handlers import TRANSIENT, StageHandlers
 from headwater.runtime.journal import Journal
 from headwater.runtime.stages import Envelope, StageWorker, dead_letter_for
-from schemas import ChunksCreated, ChunksEmbedded, ChunksEnriched, DocumentChanged, DocumentRedacted
-from schemas.topics import CHUNKS, CHUNKS_EMBEDDED, CHUNKS_ENRICHED, DOCUMENTS, DOCUMENTS_REDACTED
+from schemas.topics import PIPELINE
+from schemas.topics import STAGES as STAGE_NAMES
 from services.chunker.config import ChunkerSettings
-from services.chunker.logic import chunk_documents
 from services.embedder.config import EmbedderSettings
-from services.embedder.errors import TransientEmbeddingError
 from services.embedder.factory import build_backend, build_sparse_encoder
-from services.embedder.logic import embed_chunk_sets
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache
 from services.embedder.sparse import SparseEncoder
 from services.graph_builder.ports import EntityRecognizer, GraphStore
-from services.graph_builder.service import build_graph_for
-from services.indexer.ports import CollectionSpec, VectorIndex
-from services.indexer.service import index_event
+from services.indexer.ports import VectorIndex
 from services.ingest.redaction import Redactor
-from services.ingest.redaction.documents import redact_documents
 from services.ingest.service import IntakeService
 from services.query.service import QueryService
 
 logger = logging.getLogger(__name__)
-
-TRANSIENT: tuple[type[BaseException], ...] = (TransientEmbeddingError, psycopg.OperationalError, TimeoutError)
-
-
-def collection_name(alias: str, model_id: str, dimension: int, generation: int = 1) -> str:
-    """Versioned physical collection for a model; the alias in front of it is what readers use."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")
-    return f"{alias}__{slug}__d{dimension}__v{generation}"
 
 
 @dataclass
@@ -113,11 +97,11 @@ def build(
         connect=connect_db,
         chunker=chunker,
         embedder=embedder,
-        boundary_encoder=_boundary_encoder(chunker, embedder, backend),
+        boundary_encoder=boundary_encoder_for(chunker, embedder, backend),
     )
 
 
-def _boundary_encoder(
+def boundary_encoder_for(
     chunker: ChunkerSettings, embedder: EmbedderSettings, backend: EmbeddingBackend
 ) -> EmbeddingBackend:
     """The int8 export of the local model scores cut points at about twice the speed of fp32."""
@@ -139,7 +123,20 @@ class EmbeddedHeadwater:
         self._stop = threading.Event()
         self._closed = False
         self.intake = IntakeService(changes=self.journal, on_accepted=self._wake.set)
-        self.collection = self._ensure_collection()
+        self.handlers = StageHandlers(
+            settings=settings,
+            redactor=parts.redactor,
+            backend=parts.backend,
+            boundary_encoder=parts.boundary_encoder,
+            cache=parts.cache,
+            sparse=parts.sparse,
+            graph_store=parts.graph_store,
+            recognizer=parts.recognizer,
+            index=parts.index,
+            chunker=parts.chunker,
+            embedder=parts.embedder,
+        )
+        self.collection = self.handlers.ensure_collection()
         self.query = QueryService(
             index=parts.index,
             alias=settings.collection_alias,
@@ -149,11 +146,8 @@ class EmbeddedHeadwater:
         size = settings.queue_size
         self._queues: list[queue.Queue[Envelope]] = [queue.Queue(maxsize=size) for _ in range(5)]
         steps: list[tuple[str, str, Callable[[list[Any]], Sequence[Any]], int]] = [
-            ("ingest", DOCUMENTS.name, self._redact, settings.batch_size),
-            ("chunker", DOCUMENTS_REDACTED.name, self._chunk, settings.batch_size),
-            ("embedder", CHUNKS.name, self._embed, settings.batch_size),
-            ("graph_builder", CHUNKS_EMBEDDED.name, self._enrich, settings.batch_size),
-            ("indexer", CHUNKS_ENRICHED.name, self._index, settings.batch_size),
+            (stage, topic.name, self.handlers.for_stage(stage), settings.batch_size)
+            for stage, topic in zip(STAGE_NAMES, PIPELINE, strict=True)
         ]
         self._sources = {stage: topic for stage, topic, _, _ in steps}
         self.workers: list[StageWorker] = []
@@ -176,8 +170,6 @@ class EmbeddedHeadwater:
         self._lock = threading.Lock()
         self._outstanding: set[int] = set()
         self.completed = 0
-        self.chunks_created = 0
-        self.pii_counts: Counter[str] = Counter()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> EmbeddedHeadwater:
@@ -224,61 +216,13 @@ class EmbeddedHeadwater:
         """Counters for operators: chunks made, PII redacted by type, dead letters, stage busy time."""
         return {
             "completed": self.completed,
-            "chunks": self.chunks_created,
-            "pii": dict(self.pii_counts),
+            "chunks": self.handlers.chunks_created,
+            "pii": dict(self.handlers.pii_counts),
             "dead_letters": sum(w.stats.dead_lettered for w in self.workers),
             "busy_seconds": {w.stage: round(w.stats.busy_seconds, 3) for w in self.workers},
         }
 
-    def _redact(self, events: list[DocumentChanged]) -> list[DocumentRedacted]:
-        redacted = redact_documents(events, redactor=self.parts.redactor)
-        for doc in redacted:
-            self.pii_counts.update(doc.pii_counts)
-        return redacted
-
-    def _chunk(self, docs: list[DocumentRedacted]) -> list[ChunksCreated]:
-        encoder = self.parts.boundary_encoder or self.parts.backend
-        sets = chunk_documents(
-            docs,
-            settings=self.parts.chunker,
-            count_tokens=count_tokens,
-            encode=lambda texts: encoder.embed(texts),
-        )
-        self.chunks_created += sum(len(s.chunks) for s in sets)
-        return sets
-
-    def _embed(self, sets: list[ChunksCreated]) -> list[ChunksEmbedded]:
-        return embed_chunk_sets(
-            sets,
-            backend=self.parts.backend,
-            cache=self.parts.cache,
-            sparse=self.parts.sparse,
-            max_batch_tokens=self.parts.embedder.max_batch_tokens,
-            max_batch_size=self.parts.embedder.max_batch_size,
-        )
-
-    def _enrich(self, sets: list[ChunksEmbedded]) -> list[ChunksEnriched]:
-        return [
-            build_graph_for(s, recognizer=self.parts.recognizer, store=self.parts.graph_store) for s in sets
-        ]
-
-    def _index(self, sets: list[ChunksEnriched]) -> list[Any]:
-        outcomes = [index_event(s, index=self.parts.index, collection=self.collection) for s in sets]
-        # One fsync per batch, before the journal forgets these changes (10-350 ms per flush here).
-        self.parts.index.flush()
-        return outcomes
-
     # -- plumbing ---------------------------------------------------------------------------
-    def _ensure_collection(self) -> str:
-        index, alias = self.parts.index, self.parts.settings.collection_alias
-        current = index.resolve_alias(alias)
-        if current is not None:
-            return current
-        name = collection_name(alias, self.parts.backend.model_id, self.parts.backend.dimension)
-        index.ensure_collection(CollectionSpec(name=name, dense_dim=self.parts.backend.dimension))
-        index.switch_alias(alias, name)
-        return name
-
     def _feed(self) -> None:
         """Move journal entries into the first stage, oldest first; a full queue blocks (backpressure)."""
         while not self._stop.is_set():

@@ -1,0 +1,132 @@
+"""The five stage handlers, shared by both runtimes: the embedded threads and the Kafka consumers
+call exactly these functions, so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import psycopg
+
+from headwater.config import HeadwaterSettings
+from headwater.models import count_tokens
+from schemas import ChunksCreated, ChunksEmbedded, ChunksEnriched, DocumentChanged, DocumentRedacted
+from services.chunker.config import ChunkerSettings
+from services.chunker.logic import chunk_documents
+from services.embedder.config import EmbedderSettings
+from services.embedder.errors import TransientEmbeddingError
+from services.embedder.logic import embed_chunk_sets
+from services.embedder.ports import EmbeddingBackend, EmbeddingCache
+from services.embedder.sparse import SparseEncoder
+from services.graph_builder.ports import EntityRecognizer, GraphStore
+from services.graph_builder.service import build_graph_for
+from services.indexer.ports import CollectionSpec, VectorIndex
+from services.indexer.service import IndexOutcome, index_event
+from services.ingest.redaction import Redactor
+from services.ingest.redaction.documents import redact_documents
+
+# Errors worth retrying: the message is fine, something it depends on is briefly unavailable.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    TransientEmbeddingError,
+    psycopg.OperationalError,
+    TimeoutError,
+    ConnectionError,
+)
+
+Handler = Callable[[list[Any]], Sequence[Any]]
+_Part = TypeVar("_Part")
+
+
+def _required(part: _Part | None, what: str) -> _Part:
+    """A stage process builds only the parts its stage uses; asking for another is a wiring bug."""
+    if part is None:
+        raise RuntimeError(f"this stage needs {what}, which this process was not given")
+    return part
+
+
+def collection_name(alias: str, model_id: str, dimension: int, generation: int = 1) -> str:
+    """Versioned physical collection for a model; the alias in front of it is what readers use."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")
+    return f"{alias}__{slug}__d{dimension}__v{generation}"
+
+
+@dataclass
+class StageHandlers:
+    """Batch-in, batch-out functions, one per stage; each part is only needed by its own stage."""
+
+    settings: HeadwaterSettings
+    redactor: Redactor | None = None
+    backend: EmbeddingBackend | None = None
+    boundary_encoder: EmbeddingBackend | None = None  # scores chunk cut points; None: the backend
+    cache: EmbeddingCache | None = None
+    sparse: SparseEncoder | None = None
+    graph_store: GraphStore | None = None
+    recognizer: EntityRecognizer | None = None
+    index: VectorIndex | None = None
+    chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    collection: str | None = None
+    chunks_created: int = 0
+    pii_counts: Counter[str] = field(default_factory=Counter)
+
+    def for_stage(self, stage: str) -> Handler:
+        handlers: dict[str, Handler] = {
+            "ingest": self.redact,
+            "chunker": self.chunk,
+            "embedder": self.embed,
+            "graph_builder": self.enrich,
+            "indexer": self.index_batch,
+        }
+        return handlers[stage]
+
+    def redact(self, events: list[DocumentChanged]) -> list[DocumentRedacted]:
+        redacted = redact_documents(events, redactor=_required(self.redactor, "a PII redactor"))
+        for doc in redacted:
+            self.pii_counts.update(doc.pii_counts)
+        return redacted
+
+    def chunk(self, docs: list[DocumentRedacted]) -> list[ChunksCreated]:
+        encoder = _required(self.boundary_encoder or self.backend, "an encoder to score cut points")
+        sets = chunk_documents(
+            docs, settings=self.chunker, count_tokens=count_tokens, encode=lambda texts: encoder.embed(texts)
+        )
+        self.chunks_created += sum(len(s.chunks) for s in sets)
+        return sets
+
+    def embed(self, sets: list[ChunksCreated]) -> list[ChunksEmbedded]:
+        return embed_chunk_sets(
+            sets,
+            backend=_required(self.backend, "an embedding backend"),
+            cache=_required(self.cache, "an embedding cache"),
+            sparse=_required(self.sparse, "a sparse encoder"),
+            max_batch_tokens=self.embedder.max_batch_tokens,
+            max_batch_size=self.embedder.max_batch_size,
+        )
+
+    def enrich(self, sets: list[ChunksEmbedded]) -> list[ChunksEnriched]:
+        store = _required(self.graph_store, "a graph store")
+        return [build_graph_for(s, recognizer=self.recognizer, store=store) for s in sets]
+
+    def index_batch(self, sets: list[ChunksEnriched]) -> list[IndexOutcome]:
+        index = _required(self.index, "a vector index")
+        collection = self.collection or self.ensure_collection()
+        outcomes = [index_event(s, index=index, collection=collection) for s in sets]
+        # One fsync per batch, before the change is acknowledged upstream (10-350 ms per flush here).
+        index.flush()
+        return outcomes
+
+    def ensure_collection(self) -> str:
+        """The collection behind the alias, created for the backend's model on first use."""
+        index = _required(self.index, "a vector index")
+        alias = self.settings.collection_alias
+        current = index.resolve_alias(alias)
+        if current is None:
+            backend = _required(self.backend, "the embedding model's id and dimension")
+            current = collection_name(alias, backend.model_id, backend.dimension)
+            index.ensure_collection(CollectionSpec(name=current, dense_dim=backend.dimension))
+            index.switch_alias(alias, current)
+        self.collection = current
+        return current
