@@ -1,10 +1,8 @@
 """A stage worker: takes batches from a bounded inbox, processes them, forwards results in order.
 
-Failure semantics, per message kind:
-- transient errors (a backend timing out, a database restarting) are retried with exponential
-  backoff and full jitter, a bounded number of times;
-- anything else, or a transient error that outlives its retries, dead-letters the one message
-  that caused it (a failing batch is retried message by message to find it) and the rest flow on.
+Failure semantics are `batches.run_batch`'s: transient errors are retried with backoff, bounded;
+anything else, or a transient error that outlives its retries, dead-letters the one message that
+caused it and the rest flow on.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import base64
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from headwater.runtime.batches import RetryPolicy, run_batch
 from schemas import DeadLetter
 
 logger = logging.getLogger(__name__)
@@ -66,10 +64,8 @@ class StageWorker(threading.Thread):
         self._emit = emit
         self._dead_letter = dead_letter
         self._batch_size = batch_size
-        self._transient = transient
-        self._max_attempts = max_attempts
+        self._policy = RetryPolicy(transient=transient, max_attempts=max_attempts, backoff_s=backoff_seconds)
         self._halt = stop
-        self._backoff = backoff_seconds
         self.stats = StageStats()
         self.in_flight = 0
 
@@ -102,51 +98,21 @@ class StageWorker(threading.Thread):
         return batch
 
     def _handle(self, batch: list[Envelope]) -> None:
-        try:
-            results = self._with_retries([e.message for e in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                self._give_up(batch[0], exc)
-                return
-            # Find the poison message: the others must not share its fate.
-            survivors = [r for r in (self._isolate(e) for e in batch) if r is not None]
-            if survivors:
-                self._emit(survivors)
-            return
-        self.stats.processed += len(batch)
-        self._emit([Envelope(e.seq, r) for e, r in zip(batch, results, strict=True)])
-
-    def _isolate(self, envelope: Envelope) -> Envelope | None:
-        """Process one message alone; dead-letter it if it still fails."""
-        try:
-            (result,) = self._with_retries([envelope.message])
-        except Exception as exc:
-            self._give_up(envelope, exc)
-            return None
-        self.stats.processed += 1
-        return Envelope(envelope.seq, result)
-
-    def _give_up(self, envelope: Envelope, error: BaseException) -> None:
-        self.stats.dead_lettered += 1
-        self._dead_letter(self.stage, envelope, error, self._max_attempts)
-
-    def _with_retries(self, messages: list[Any]) -> Sequence[Any]:
-        attempt = 1
-        while True:
-            try:
-                results = self._process(messages)
-            except self._transient:
-                if attempt >= self._max_attempts or self._halt.is_set():
-                    raise
-                self.stats.retries += 1
-                time.sleep(random.uniform(0, self._backoff * 2 ** (attempt - 1)))  # noqa: S311 - jitter, not crypto
-                attempt += 1
-                continue
-            if len(results) != len(messages):
-                raise RuntimeError(
-                    f"stage {self.stage} returned {len(results)} results for {len(messages)} messages"
-                )
-            return results
+        outcome = run_batch(
+            [e.message for e in batch],
+            self._process,
+            policy=self._policy,
+            isolate_transient=True,
+            stopping=self._halt.is_set,
+        )
+        self.stats.retries += outcome.retries
+        for position, error in sorted(outcome.failures.items()):
+            self.stats.dead_lettered += 1
+            self._dead_letter(self.stage, batch[position], error, self._policy.max_attempts)
+        survivors = [Envelope(batch[i].seq, result) for i, result in sorted(outcome.results.items())]
+        self.stats.processed += len(survivors)
+        if survivors:
+            self._emit(survivors)
 
 
 def dead_letter_for(
