@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from headwater.commands.ops import dlq_app, lag, replay
+from headwater.commands.run import run_service
 from headwater.models import offline
 from headwater.stack import stack_app
 
@@ -31,6 +33,10 @@ app = typer.Typer(
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures against a yardstick.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(stack_app, name="stack")
+app.command(name="run")(run_service)
+app.add_typer(dlq_app, name="dlq")
+app.command(name="replay")(replay)
+app.command(name="lag")(lag)
 console = Console(stderr=True)
 out = Console()
 

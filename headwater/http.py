@@ -38,7 +38,9 @@ def install_problem_handlers(app: FastAPI, *, domain_errors: tuple[type[Exceptio
         return problem(exc.status_code, str(exc.detail))
 
     async def on_domain(_: Request, exc: Exception) -> JSONResponse:
-        return problem(getattr(exc, "status", 400), getattr(exc, "title", "Bad request"), str(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        extra = {"retry_after": retry_after} if retry_after else {}
+        return problem(getattr(exc, "status", 400), getattr(exc, "title", "Bad request"), str(exc), **extra)
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from headwater.postgres import connect, embedded_postgres_url
+from headwater.stack.kafka import KafkaBroker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,3 +48,13 @@ def pg(postgres_url: str, pg_schema: str) -> Iterator[psycopg.Connection[Any]]:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A real single-node Kafka broker (KRaft) for the session, run from the project's own launcher;
+    tests isolate themselves by topic prefix and consumer group."""
+    broker = KafkaBroker()
+    broker.fetch_jars()
+    with broker.start(tmp_path_factory.mktemp("kafka")):
+        yield broker

@@ -112,21 +112,25 @@ class StageHandlers:
 
     def index_batch(self, sets: list[ChunksEnriched]) -> list[IndexOutcome]:
         index = _required(self.index, "a vector index")
-        collection = self.collection or self.ensure_collection()
+        collection = self.collection or self.ensure_collection(model=(sets[0].model, sets[0].dimension))
         outcomes = [index_event(s, index=index, collection=collection) for s in sets]
         # One fsync per batch, before the change is acknowledged upstream (10-350 ms per flush here).
         index.flush()
         return outcomes
 
-    def ensure_collection(self) -> str:
-        """The collection behind the alias, created for the backend's model on first use."""
+    def ensure_collection(self, *, model: tuple[str, int] | None = None) -> str:
+        """The collection behind the alias, created on first use for `model` (id, dimension), by
+        default the backend's (an indexer process has no backend: the events name their model)."""
         index = _required(self.index, "a vector index")
         alias = self.settings.collection_alias
         current = index.resolve_alias(alias)
         if current is None:
-            backend = _required(self.backend, "the embedding model's id and dimension")
-            current = collection_name(alias, backend.model_id, backend.dimension)
-            index.ensure_collection(CollectionSpec(name=current, dense_dim=backend.dimension))
+            if model is None:
+                backend = _required(self.backend, "the embedding model's id and dimension")
+                model = (backend.model_id, backend.dimension)
+            model_id, dimension = model
+            current = collection_name(alias, model_id, dimension)
+            index.ensure_collection(CollectionSpec(name=current, dense_dim=dimension))
             index.switch_alias(alias, current)
         self.collection = current
         return current

@@ -33,3 +33,17 @@ class EmptyDocument(IngestError):
 
     status = 422
     title = "Document has no text"
+
+
+class IntakeUnavailable(IngestError):
+    """The change could not be made durable in time (broker slow or unreachable, too much in flight).
+
+    Nothing was accepted; the sender retries after `retry_after` seconds and loses nothing.
+    """
+
+    status = 503
+    title = "Intake temporarily unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

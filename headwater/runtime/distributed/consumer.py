@@ -1,0 +1,246 @@
+"""A stage as a Kafka consumer group: fetch a bounded batch, run the stage handler, publish, commit.
+
+Delivery is at-least-once and the effects are idempotent, so redelivery is harmless:
+- auto-commit is off (FastStream `AckPolicy.MANUAL`); the offset is committed only after every output
+  record and every dead letter of the batch is acknowledged by the broker (idempotent producer,
+  acks=all), or, for the indexer, after the index has flushed. A crash anywhere before the commit
+  redelivers the batch; version fencing and deterministic ids make the replay a no-op.
+- the batch is processed before the next fetch, so in-flight work is bounded by `max_batch` records.
+- a record that cannot be decoded, or that fails with a non-transient error, goes to the stage's
+  dead-letter topic with the original bytes, headers and the reason; the partition keeps flowing.
+- a transient failure that outlives its retries means a downstream is down: the batch is rewound
+  (not committed) and the consumer sleeps with growing back-off, which stops fetching rather than
+  buffering. After `max_redeliveries` such rounds the batch's records are tried one by one and the
+  ones that still fail are dead-lettered, so one record that always times out cannot wedge a partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord  # type: ignore[import-untyped]
+from aiokafka.errors import CommitFailedError, KafkaError  # type: ignore[import-untyped]
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
+
+from headwater.config import KafkaSettings
+from headwater.runtime.batches import BatchOutcome, Handler, RetryPolicy, run_batch
+from headwater.runtime.distributed import codec, metrics
+from schemas import DeadLetter
+from schemas.topics import PIPELINE, STAGES, Topic, dead_letter_topic
+
+logger = logging.getLogger(__name__)
+
+
+def input_topic(stage: str) -> Topic:
+    return PIPELINE[STAGES.index(stage)]
+
+
+def output_topic(stage: str) -> Topic | None:
+    position = STAGES.index(stage) + 1
+    return PIPELINE[position] if position < len(PIPELINE) else None
+
+
+@dataclass
+class _Decoded:
+    record: ConsumerRecord[bytes, bytes]
+    message: BaseModel
+
+
+@dataclass
+class StageConsumer:
+    """One stage's consumer loop; `register` attaches it to a FastStream broker."""
+
+    stage: str
+    handler: Handler
+    kafka: KafkaSettings
+    policy: RetryPolicy
+    after_batch: Any = None  # callable(results) run after the commit; the index node uses it for freshness
+    _rewinds: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    _stopping: bool = False
+
+    def register(self, broker: KafkaBroker) -> None:
+        self._broker = broker
+        subscriber = broker.subscriber(
+            self.kafka.topic(input_topic(self.stage).name),
+            group_id=self.kafka.group(self.stage),
+            batch=True,
+            max_records=self.kafka.max_batch,
+            batch_timeout_ms=self.kafka.batch_timeout_ms,
+            ack_policy=AckPolicy.MANUAL,
+            auto_offset_reset="earliest",
+            # A batch may take long (a cold model, a slow TEI): never let the group evict us for it.
+            max_poll_interval_ms=int(max(300.0, self.kafka.graceful_timeout_s * 4) * 1000),
+            parser=_tolerant_parser,
+            decoder=_raw_records,
+        )
+        subscriber(self.on_batch)
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def on_batch(self, records: Any, message: KafkaMessage) -> None:
+        started = time.perf_counter()
+        batch: list[ConsumerRecord[bytes, bytes]] = list(records)
+        metrics.IN_FLIGHT.labels(self.stage).set(len(batch))
+        try:
+            done = await self._handle(batch, message)
+        except Exception:
+            # Never let an error escape to FastStream: with manual acks it would fetch on, and the next
+            # commit would skip this batch. Rewind it and pause instead (e.g. the broker timed out a send).
+            logger.exception("stage %s: batch failed outside the handler; rewinding", self.stage)
+            metrics.PAUSES.labels(self.stage).inc()
+            await message.nack()
+            await asyncio.sleep(self.kafka.pause_s)
+            done = False
+        finally:
+            metrics.IN_FLIGHT.labels(self.stage).set(0)
+        if done:
+            metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
+
+    async def _handle(self, batch: list[ConsumerRecord[bytes, bytes]], message: KafkaMessage) -> bool:
+        model = input_topic(self.stage).model
+        decoded: list[_Decoded] = []
+        letters: list[DeadLetter] = []
+        for record in batch:
+            try:
+                decoded.append(_Decoded(record, codec.decode(model, record.value)))
+            except codec.PoisonMessage as exc:
+                letters.append(self._letter(record, exc, attempts=1))
+
+        rewind_key = (batch[0].topic, batch[0].partition, batch[0].offset) if batch else None
+        rounds = self._rewinds.get(rewind_key, 0) if rewind_key else 0
+        outcome = await asyncio.to_thread(
+            run_batch,
+            [d.message for d in decoded],
+            self.handler,
+            policy=self.policy,
+            isolate_transient=rounds + 1 >= self.kafka.max_redeliveries,
+            stopping=lambda: self._stopping,
+        )
+        metrics.RETRIES.labels(self.stage).inc(outcome.retries)
+        if outcome.unavailable is not None:
+            assert rewind_key is not None
+            if len(self._rewinds) > 1024:  # keys of batches a rebalance took away; never complete here
+                self._rewinds.clear()
+            self._rewinds[rewind_key] = rounds + 1
+            pause = min(self.kafka.pause_s * 2**rounds, 60.0)
+            logger.warning(
+                "stage %s: downstream unavailable (%s); batch left uncommitted, pausing %.1f s",
+                self.stage,
+                type(outcome.unavailable).__name__,
+                pause,
+            )
+            metrics.PAUSES.labels(self.stage).inc()
+            await message.nack()  # rewinds every partition of the batch to its first record
+            await asyncio.sleep(pause)
+            return False
+        if rewind_key:
+            self._rewinds.pop(rewind_key, None)
+
+        letters.extend(
+            self._letter(decoded[i].record, error, attempts=self.policy.max_attempts)
+            for i, error in sorted(outcome.failures.items())
+        )
+        await self._publish(decoded, outcome, letters)
+        try:
+            await message.ack()
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions away: whoever owns them now redelivers this batch.
+            logger.warning("stage %s: commit failed (%s); the batch will be redelivered", self.stage, exc)
+            return False
+        metrics.RECORDS.labels(self.stage, "processed").inc(len(outcome.results))
+        metrics.RECORDS.labels(self.stage, "dead_lettered").inc(len(letters))
+        if self.after_batch is not None:
+            self.after_batch([decoded[i].record for i in sorted(outcome.results)])
+        return True
+
+    async def _publish(
+        self, decoded: Sequence[_Decoded], outcome: BatchOutcome, letters: list[DeadLetter]
+    ) -> None:
+        """Send every output and dead letter, then wait for the broker to acknowledge them all."""
+        pending: list[Any] = []
+        target = output_topic(self.stage)
+        if target is not None:
+            topic = self.kafka.topic(target.name)
+            for position in sorted(outcome.results):
+                result = outcome.results[position]
+                key, value = codec.encode(result)
+                source = codec.header_dict(decoded[position].record.headers)
+                headers = {h: source[h] for h in codec.PROPAGATED if h in source}
+                pending.append(
+                    await self._broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
+                )
+        dlq = self.kafka.topic(dead_letter_topic(self.stage).name)
+        for letter in letters:
+            letter_key = letter.key.encode() if letter.key else None
+            letter_headers = {codec.STAGE: self.stage, codec.ERROR_TYPE: letter.error_type}
+            pending.append(
+                await self._broker.publish(
+                    letter.model_dump_json().encode(),
+                    dlq,
+                    key=letter_key,
+                    headers=letter_headers,
+                    no_confirm=True,
+                )
+            )
+            logger.warning(
+                "stage %s dead-lettered %s@%s:%s: %s",
+                self.stage,
+                letter.key,
+                letter.source_partition,
+                letter.source_offset,
+                letter.error_type,
+            )
+        if pending:
+            await asyncio.gather(*pending)
+
+    def _letter(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int
+    ) -> DeadLetter:
+        return DeadLetter(
+            stage=self.stage,
+            source_topic=record.topic,
+            error_type=type(error).__name__,
+            reason=str(error)[:2000] or type(error).__name__,
+            attempts=attempts,
+            key=record.key.decode("utf-8", errors="replace") if record.key is not None else None,
+            payload_base64=base64.b64encode(record.value or b"").decode(),
+            headers=codec.header_dict(record.headers),
+            source_partition=record.partition,
+            source_offset=record.offset,
+        )
+
+
+async def _tolerant_parser(records: Any, original: Any) -> Any:
+    """FastStream's parser decodes header values as strict UTF-8; one bad header would make it raise
+    before the handler runs, and the batch would be skipped. Replace undecodable values instead."""
+    cleaned = []
+    for record in records:
+        try:
+            for _, value in record.headers:
+                (value or b"").decode()
+            cleaned.append(record)
+        except UnicodeDecodeError:
+            fixed = tuple((k, (v or b"").decode(errors="replace").encode()) for k, v in record.headers)
+            cleaned.append(_with_headers(record, fixed))
+    return await original(tuple(cleaned))
+
+
+def _with_headers(record: ConsumerRecord[bytes, bytes], headers: tuple[tuple[str, bytes], ...]) -> Any:
+    from dataclasses import replace
+
+    return replace(record, headers=headers)
+
+
+async def _raw_records(message: Any, original: Any) -> Any:
+    """Hand the handler the records themselves: it decodes them, so a bad one is a dead letter."""
+    return message.raw_message

@@ -1,0 +1,266 @@
+"""Composition root of the distributed runtime: `headwater run <service>` builds one process.
+
+Each consumer service is one stage's handler (the same `StageHandlers` the embedded runtime runs)
+behind a `StageConsumer`. `ingest` adds the HTTP intake, `query` is the gateway over a Qdrant server,
+and `index-node` runs indexer and gateway in one process over the embedded engine, which only one
+process may open (the local stack, and small deployments).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+
+from headwater import __version__
+from headwater.config import HeadwaterSettings, KafkaSettings
+from headwater.http import BodySizeLimit, install_problem_handlers
+from headwater.postgres import connect, embedded_postgres_url
+from headwater.runtime.batches import RetryPolicy
+from headwater.runtime.distributed import HTTP_SERVICES, SERVICES, codec, metrics
+from headwater.runtime.distributed.consumer import StageConsumer
+from headwater.runtime.handlers import TRANSIENT, StageHandlers
+from schemas import DocumentChanged
+from schemas.documents import MAX_DOCUMENT_BYTES
+from schemas.topics import DOCUMENTS
+from services.chunker.config import ChunkerSettings
+from services.embedder.config import EmbedderSettings
+from services.indexer.ports import VectorIndex
+from services.ingest.errors import IngestError, IntakeUnavailable
+from services.ingest.service import IntakeService
+from services.query.errors import QueryError
+from services.query.service import QueryService
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaChangeLog:
+    """Intake's durable log on Kafka: `append` returns once the broker has acknowledged the record.
+
+    Called from request threads; the producer lives on the event loop. In-flight sends are bounded
+    (aiokafka has no `buffer.memory`), and a send the broker does not acknowledge in time is refused
+    with 503: the sender retries, and a duplicate is harmless downstream (same version, a no-op).
+    """
+
+    def __init__(self, broker: KafkaBroker, loop: asyncio.AbstractEventLoop, kafka: KafkaSettings) -> None:
+        self._broker = broker
+        self._loop = loop
+        self._kafka = kafka
+        self._topic = kafka.topic(DOCUMENTS.name)
+        self._slots = threading.BoundedSemaphore(kafka.max_pending_sends)
+
+    def append(self, event: DocumentChanged) -> bool:
+        if not self._slots.acquire(blocking=False):
+            metrics.INTAKE.labels("refused").inc()
+            raise IntakeUnavailable("too many changes waiting for the broker; retry shortly", retry_after=1)
+        try:
+            key, value = codec.encode(event)
+            headers = {codec.ACCEPTED_AT: str(int(time.time() * 1000))}
+            sent = asyncio.run_coroutine_threadsafe(
+                self._broker.publish(value, self._topic, key=key, headers=headers), self._loop
+            )
+            try:
+                sent.result(timeout=self._kafka.send_timeout_s)
+            except Exception as exc:
+                sent.cancel()
+                metrics.INTAKE.labels("unavailable").inc()
+                raise IntakeUnavailable(
+                    f"the broker did not acknowledge the change ({type(exc).__name__}); nothing was accepted",
+                    retry_after=max(1, round(self._kafka.pause_s)),
+                ) from exc
+        finally:
+            self._slots.release()
+        metrics.INTAKE.labels("accepted").inc()
+        return True
+
+
+@dataclass
+class ServiceProcess:
+    """What one `headwater run` process holds; `serve` runs it until SIGTERM/SIGINT."""
+
+    name: str
+    settings: HeadwaterSettings
+    kafka: KafkaSettings
+    handlers: StageHandlers
+    broker: KafkaBroker
+    consumer: StageConsumer | None = None
+    query: QueryService | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    app: FastAPI | None = None
+
+    async def serve(self, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+        import uvicorn
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.broker.start()
+        server: Any = None
+        server_task: asyncio.Task[None] | None = None
+        if self.name in HTTP_SERVICES:
+            self.app = self._http_app(loop)
+            config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+            server = uvicorn.Server(config)
+            server.install_signal_handlers = lambda: None  # ours stop the consumer first
+            server_task = asyncio.create_task(server.serve())
+        logger.info("service %s running", self.name)
+        await stop.wait()
+        logger.info("service %s stopping", self.name)
+        if server is not None and server_task is not None:
+            server.should_exit = True  # stop taking requests before the producer goes away
+            await server_task
+        if self.consumer is not None:
+            self.consumer.stop()
+        await self.broker.stop()  # waits up to graceful_timeout for the batch in hand
+        for close in self.closers:
+            close()
+
+    def _http_app(self, loop: asyncio.AbstractEventLoop) -> FastAPI:
+        from services.ingest.routes import router as intake_router
+        from services.query.routes import router as query_router
+
+        app = FastAPI(title=f"Headwater {self.name}", version=__version__)
+        install_problem_handlers(app, domain_errors=(IngestError, QueryError))
+        if self.name == "ingest":
+            app.state.intake = IntakeService(changes=KafkaChangeLog(self.broker, loop, self.kafka))
+            app.include_router(intake_router)
+        if self.query is not None:
+            app.state.query_service = self.query
+            app.include_router(query_router)
+
+        @app.get("/healthz", tags=["ops"])
+        def healthz() -> dict[str, str]:
+            """The process is up."""
+            return {"status": "ok", "service": self.name}
+
+        app.add_middleware(BodySizeLimit, max_bytes=MAX_DOCUMENT_BYTES * 2)
+        return app
+
+
+def build_service(
+    name: str,
+    *,
+    settings: HeadwaterSettings | None = None,
+    kafka: KafkaSettings | None = None,
+    embedder: EmbedderSettings | None = None,
+    chunker: ChunkerSettings | None = None,
+) -> ServiceProcess:
+    """Only the parts the service's stage needs are built (the chunker never loads spaCy, etc.)."""
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    settings = settings or HeadwaterSettings()
+    kafka = kafka or KafkaSettings()
+    embedder = embedder or EmbedderSettings()
+    chunker = chunker or ChunkerSettings()
+    stage = SERVICES[name]
+    handlers = StageHandlers(settings=settings, chunker=chunker, embedder=embedder)
+    process = ServiceProcess(
+        name=name,
+        settings=settings,
+        kafka=kafka,
+        handlers=handlers,
+        broker=KafkaBroker(
+            kafka.bootstrap_servers,
+            client_id=f"headwater-{name}",
+            enable_idempotence=True,  # acks=all; a retried send is never written twice
+            graceful_timeout=kafka.graceful_timeout_s,
+            logger=logging.getLogger("faststream"),
+        ),
+    )
+    _build_parts(process, stage, embedder=embedder, chunker=chunker)
+    if stage is not None:
+        after = _freshness_observer if stage == "indexer" else None
+        process.consumer = StageConsumer(
+            stage=stage,
+            handler=handlers.for_stage(stage),
+            kafka=kafka,
+            policy=RetryPolicy(transient=TRANSIENT, max_attempts=settings.max_attempts),
+            after_batch=after,
+        )
+        process.consumer.register(process.broker)
+    return process
+
+
+def _build_parts(
+    process: ServiceProcess, stage: str | None, *, embedder: EmbedderSettings, chunker: ChunkerSettings
+) -> None:
+    from services.embedder.factory import build_backend, build_sparse_encoder
+
+    handlers, settings = process.handlers, process.settings
+    if stage == "ingest":
+        from services.ingest.redaction import Redactor
+
+        handlers.redactor = Redactor(secret=settings.pii_secret.get_secret_value().encode())
+    elif stage == "chunker":
+        from headwater.runtime.embedded import boundary_encoder_for
+
+        handlers.backend = build_backend(embedder)
+        handlers.boundary_encoder = boundary_encoder_for(chunker, embedder, handlers.backend)
+    elif stage == "embedder":
+        from services.embedder.adapters.cache import PostgresEmbeddingCache
+
+        handlers.backend = build_backend(embedder)
+        handlers.sparse = build_sparse_encoder(embedder)
+        cache = PostgresEmbeddingCache(connection=_connect_db(settings)())
+        cache.ensure_schema()
+        handlers.cache = cache
+    elif stage == "graph_builder":
+        from services.graph_builder.adapters.postgres import PostgresGraphStore
+
+        store = PostgresGraphStore(_connect_db(settings)())
+        store.ensure_schema()
+        handlers.graph_store = store
+    if stage == "indexer" or process.name == "query":
+        handlers.index = _open_index(settings, read_only=process.name == "query")
+        process.closers.append(handlers.index.close)
+    if process.name in ("query", "index-node"):
+        backend = build_backend(embedder)
+        sparse = build_sparse_encoder(embedder)
+        assert handlers.index is not None
+        process.query = QueryService(
+            index=handlers.index,
+            alias=settings.collection_alias,
+            embed_query=lambda text: [float(x) for x in backend.embed([text])[0]],
+            encode_sparse_query=sparse.encode_query,
+        )
+
+
+def _connect_db(settings: HeadwaterSettings) -> Callable[[], psycopg.Connection[Any]]:
+    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
+    return lambda: connect(url, schema=settings.database_schema)
+
+
+def _open_index(settings: HeadwaterSettings, *, read_only: bool) -> VectorIndex:
+    if settings.qdrant_url:
+        from qdrant_client import QdrantClient
+
+        from services.indexer.adapters.qdrant import QdrantIndex
+
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantIndex(QdrantClient(url=settings.qdrant_url, api_key=key))
+    if read_only:
+        raise SystemExit(
+            "`headwater run query` needs a Qdrant server (HEADWATER_QDRANT_URL): the embedded engine "
+            "can be opened by one process only; run `headwater run index-node` instead"
+        )
+    from services.indexer.adapters.edge import EdgeIndex
+
+    return EdgeIndex(settings.index_dir)
+
+
+def _freshness_observer(records: list[Any]) -> None:
+    now_ms = time.time() * 1000
+    for record in records:
+        accepted = codec.header_dict(record.headers).get(codec.ACCEPTED_AT)
+        if accepted and accepted.isdigit():
+            metrics.FRESHNESS_SECONDS.observe(max(0.0, now_ms - int(accepted)) / 1000)
