@@ -1,4 +1,4 @@
-"""`headwater stack up|down|status`: a local Kafka broker for the distributed runtime."""
+"""`headwater stack up|down|status`: a local Kafka broker; `stack provision`: topics on any cluster."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+from pydantic import ValidationError
 
+from headwater.config import KafkaSettings
 from headwater.stack.kafka import KafkaBroker, KafkaStackError, broker_alive, default_lib_dir, ping, stop_pid
-from headwater.stack.topics import provision_topics
+from headwater.stack.topics import ProvisionReport, provision_topics
 
 __all__ = ["stack_app"]
 
@@ -90,3 +93,69 @@ def down(home: HomeOpt = Path(".headwater")) -> None:
     stop_pid(int(str(state["pid"])))
     _state_file(home).unlink()
     typer.echo("kafka: stopped")
+
+
+async def _provision_when_ready(
+    bootstrap: str, *, timeout_s: float, partitions: int, replication_factor: int, prefix: str
+) -> ProvisionReport:
+    """Provision, retrying until `timeout_s` while the cluster does not answer or refuses the topics.
+
+    A broker that has just started can answer before it accepts topics (no registered broker yet for the
+    replication factor), so refusals are retried too; the last one is in the final error.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pause = 0.5
+    while True:
+        remaining = deadline - loop.time()
+        try:
+            return await asyncio.wait_for(
+                provision_topics(
+                    bootstrap, partitions=partitions, replication_factor=replication_factor, prefix=prefix
+                ),
+                timeout=max(remaining, 1.0),
+            )
+        except (KafkaError, KafkaStackError, TimeoutError) as exc:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise KafkaStackError(
+                    f"could not provision topics at {bootstrap} within {timeout_s:g} s; last error: {exc}"
+                ) from exc
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 5.0)
+
+
+@stack_app.command()
+def provision(
+    bootstrap_servers: Annotated[
+        str | None, typer.Option(help="default: HEADWATER_KAFKA_BOOTSTRAP_SERVERS")
+    ] = None,
+    partitions: Annotated[
+        int | None, typer.Option(min=1, help="partitions per new topic; default: HEADWATER_KAFKA_PARTITIONS")
+    ] = None,
+    replication_factor: Annotated[
+        int | None, typer.Option(min=1, help="default: HEADWATER_KAFKA_REPLICATION_FACTOR")
+    ] = None,
+    timeout_s: Annotated[float, typer.Option(min=0, help="how long to wait for the broker to answer")] = 60.0,
+) -> None:
+    """Create the missing pipeline and dead-letter topics on a running cluster; safe to re-run."""
+    try:
+        settings = KafkaSettings()
+    except ValidationError as exc:
+        typer.echo(f"invalid Kafka settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    bootstrap = bootstrap_servers or settings.bootstrap_servers
+    try:
+        report = asyncio.run(
+            _provision_when_ready(
+                bootstrap,
+                timeout_s=timeout_s,
+                partitions=partitions or settings.partitions,
+                replication_factor=replication_factor or settings.replication_factor,
+                prefix=settings.topic_prefix,
+            )
+        )
+    except KafkaStackError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"topics created: {len(report.created)}, already there: {len(report.existing)} ({bootstrap})")

@@ -124,6 +124,8 @@ def _server_properties(*, log_dir: Path, port: int, controller_port: int) -> str
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={log_dir}",
             "num.partitions=1",
+            # Topics are provisioned as code; a wrong name must fail, not create a stray topic.
+            "auto.create.topics.enable=false",
             "offsets.topic.replication.factor=1",
             "transaction.state.log.replication.factor=1",
             "transaction.state.log.min.isr=1",
