@@ -32,7 +32,14 @@ def run_service(
         level=logging.INFO if verbose else logging.WARNING,
         format=f"%(asctime)s %(levelname)s {service.value} %(name)s: %(message)s",
     )
-    for noisy in ("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", "httpx", "aiokafka"):
+    for noisy in (
+        "presidio-analyzer",
+        "presidio-anonymizer",
+        "sentence_transformers",
+        "httpx",
+        "aiokafka",
+        "faststream",
+    ):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     offline()
     process = build_service(service.value)

@@ -157,6 +157,11 @@ class StageConsumer:
             # A rebalance took the partitions away: whoever owns them now redelivers this batch.
             logger.warning("stage %s: commit failed (%s); the batch will be redelivered", self.stage, exc)
             return False
+        logger.debug(
+            "stage %s committed %s",
+            self.stage,
+            ", ".join(f"{r.partition}:{r.offset}:{r.key!r}" for r in (d.record for d in decoded)),
+        )
         metrics.RECORDS.labels(self.stage, "processed").inc(len(outcome.results))
         metrics.RECORDS.labels(self.stage, "dead_lettered").inc(len(letters))
         if self.after_batch is not None:

@@ -7,6 +7,7 @@ engine, which one process may open). With a Qdrant server the indexer and query 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -139,6 +140,18 @@ class LocalPipeline:
                 handle.process.wait()
             handle.log.close()
         self.services.clear()
+
+    def lag(self) -> int:
+        """Records not yet committed by their stage's consumer group, summed over every stage."""
+        from headwater.config import KafkaSettings
+        from headwater.operations.lag import measure_lag
+
+        settings = KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            topic_prefix=self.topic_prefix,
+            group_prefix=self.group_prefix,
+        )
+        return sum(group.total for group in asyncio.run(measure_lag(settings)))
 
     def __enter__(self) -> Self:
         return self

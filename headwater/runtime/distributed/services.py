@@ -135,8 +135,17 @@ class ServiceProcess:
             app.state.intake = IntakeService(changes=KafkaChangeLog(self.broker, loop, self.kafka))
             app.include_router(intake_router)
         if self.query is not None:
+            from services.query.config import AccessSettings
+            from services.query.routes import install_access
+
             app.state.query_service = self.query
             app.include_router(query_router)
+            install_access(
+                app,
+                settings=AccessSettings(),
+                environment=self.settings.environment,
+                connect=_connect_db(self.settings),
+            )
 
         @app.get("/healthz", tags=["ops"])
         def healthz() -> dict[str, str]:
@@ -173,6 +182,7 @@ def build_service(
             kafka.bootstrap_servers,
             client_id=f"headwater-{name}",
             enable_idempotence=True,  # acks=all; a retried send is never written twice
+            allow_auto_create_topics=False,  # topics are provisioned as code (compaction, partitions)
             graceful_timeout=kafka.graceful_timeout_s,
             logger=logging.getLogger("faststream"),
         ),

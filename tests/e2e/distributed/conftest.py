@@ -45,6 +45,7 @@ def make_pipeline(
                 "HEADWATER_DATABASE_SCHEMA": f"d_{run}",
                 "HEADWATER_EMBEDDER_BACKEND": "hashing",
                 "HEADWATER_KAFKA_PAUSE_S": "0.5",
+                "HEADWATER_QUERY_AUTH": "disabled",  # these tests are about delivery; auth has its own
                 **(env or {}),
             },
         )
@@ -80,3 +81,7 @@ def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 120.0, what: s
             return
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def pipeline_lag(pipeline: LocalPipeline) -> int:
+    return pipeline.lag()
