@@ -10,20 +10,42 @@ from headwater.runtime.embedded import EmbeddedHeadwater
 from schemas.documents import MAX_DOCUMENT_BYTES
 from services.ingest.errors import IngestError
 from services.ingest.routes import router as intake_router
+from services.query.config import AccessSettings
+from services.query.entities_routes import router as entities_router
 from services.query.errors import QueryError
+from services.query.ports import KeyStore
+from services.query.routes import install_access
 from services.query.routes import router as query_router
 
 
-def create_app(runtime: EmbeddedHeadwater, *, max_body_bytes: int = MAX_DOCUMENT_BYTES * 2) -> FastAPI:
-    """A FastAPI app over a started runtime (base64 bodies are a third larger than the document)."""
+def create_app(
+    runtime: EmbeddedHeadwater,
+    *,
+    max_body_bytes: int = MAX_DOCUMENT_BYTES * 2,
+    access: AccessSettings | None = None,
+    keys: KeyStore | None = None,
+) -> FastAPI:
+    """A FastAPI app over a started runtime (base64 bodies are a third larger than the document).
+
+    Search needs an API key from `keys` (default: the runtime's Postgres) unless `access.auth` is
+    disabled, which only the local and test environments allow.
+    """
     app = FastAPI(
         title="Headwater", version=__version__, description="Intake and hybrid search, embedded runtime."
     )
     app.state.intake = runtime.intake
     app.state.query_service = runtime.query
     install_problem_handlers(app, domain_errors=(IngestError, QueryError))
+    install_access(
+        app,
+        settings=access or AccessSettings(),
+        environment=runtime.parts.settings.environment,
+        connect=runtime.parts.connect,
+        keys=keys,
+    )
     app.include_router(intake_router)
     app.include_router(query_router)
+    app.include_router(entities_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

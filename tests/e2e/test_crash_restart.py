@@ -34,6 +34,7 @@ def _serve(home: Path, port: int, postgres_url: str, schema: str) -> subprocess.
         "HEADWATER_DATABASE_SCHEMA": schema,
         "HEADWATER_EMBEDDER_BACKEND": "hashing",
         "HEADWATER_ENVIRONMENT": "test",
+        "HEADWATER_QUERY_AUTH": "disabled",  # this test is about durability; keys: test_http_api.py
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "headwater.cli", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
