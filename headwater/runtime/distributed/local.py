@@ -141,6 +141,17 @@ class LocalPipeline:
             handle.log.close()
         self.services.clear()
 
+    def cli(self, *args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """Run a `headwater` command (replay, dlq, lag …) against this pipeline's cluster."""
+        return subprocess.run(  # noqa: S603 - our own CLI, no shell
+            [sys.executable, "-m", "headwater", *args],
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+
     def lag(self) -> int:
         """Records not yet committed by their stage's consumer group, summed over every stage."""
         from headwater.config import KafkaSettings
