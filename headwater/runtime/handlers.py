@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
@@ -25,8 +25,9 @@ from services.graph_builder.ports import EntityRecognizer, GraphStore
 from services.graph_builder.service import build_graph_for
 from services.indexer.ports import CollectionSpec, VectorIndex
 from services.indexer.service import IndexOutcome, index_event
-from services.ingest.redaction import Redactor
-from services.ingest.redaction.documents import redact_documents
+
+if TYPE_CHECKING:  # Presidio pulls in spaCy and torch (~750 MiB): only the ingest stage loads it
+    from services.ingest.redaction import Redactor
 
 # Errors worth retrying: the message is fine, something it depends on is briefly unavailable.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -83,6 +84,8 @@ class StageHandlers:
         return handlers[stage]
 
     def redact(self, events: list[DocumentChanged]) -> list[DocumentRedacted]:
+        from services.ingest.redaction.documents import redact_documents
+
         redacted = redact_documents(events, redactor=_required(self.redactor, "a PII redactor"))
         for doc in redacted:
             self.pii_counts.update(doc.pii_counts)
