@@ -20,7 +20,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,31 @@ def output_topic(stage: str) -> Topic | None:
     return PIPELINE[position] if position < len(PIPELINE) else None
 
 
+@dataclass(frozen=True)
+class StageIO:
+    """Where a consumer reads, how it decodes a record, where results and dead letters go.
+
+    Pipeline stages read their contract topic; a source connector's consumer (e.g. CDC) reads the
+    connector's topics with its own decoder. `decode` raises `codec.PoisonMessage` for a record that
+    can never be processed."""
+
+    topics: tuple[str, ...]
+    decode: Callable[[Any], Any]
+    output: str | None
+    dead_letters: str
+
+
+def pipeline_io(stage: str, kafka: KafkaSettings) -> StageIO:
+    model = input_topic(stage).model
+    target = output_topic(stage)
+    return StageIO(
+        topics=(kafka.topic(input_topic(stage).name),),
+        decode=lambda record: codec.decode(model, record.value),
+        output=kafka.topic(target.name) if target is not None else None,
+        dead_letters=kafka.topic(dead_letter_topic(stage).name),
+    )
+
+
 @dataclass
 class _Decoded:
     record: ConsumerRecord[bytes, bytes]
@@ -64,13 +89,16 @@ class StageConsumer:
     kafka: KafkaSettings
     policy: RetryPolicy
     after_batch: Any = None  # callable(results) run after the commit; the index node uses it for freshness
+    io: StageIO | None = None  # default: the stage's pipeline topics and contract
     _rewinds: dict[tuple[str, int, int], int] = field(default_factory=dict)
     _stopping: bool = False
 
     def register(self, broker: KafkaBroker) -> None:
         self._broker = broker
+        if self.io is None:
+            self.io = pipeline_io(self.stage, self.kafka)
         subscriber = broker.subscriber(
-            self.kafka.topic(input_topic(self.stage).name),
+            *self.io.topics,
             group_id=self.kafka.group(self.stage),
             batch=True,
             max_records=self.kafka.max_batch,
@@ -107,12 +135,12 @@ class StageConsumer:
             metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
 
     async def _handle(self, batch: list[ConsumerRecord[bytes, bytes]], message: KafkaMessage) -> bool:
-        model = input_topic(self.stage).model
+        assert self.io is not None, "register() first"
         decoded: list[_Decoded] = []
         letters: list[DeadLetter] = []
         for record in batch:
             try:
-                decoded.append(_Decoded(record, codec.decode(model, record.value)))
+                decoded.append(_Decoded(record, self.io.decode(record)))
             except codec.PoisonMessage as exc:
                 letters.append(self._letter(record, exc, attempts=1))
 
@@ -172,19 +200,23 @@ class StageConsumer:
         self, decoded: Sequence[_Decoded], outcome: BatchOutcome, letters: list[DeadLetter]
     ) -> None:
         """Send every output and dead letter, then wait for the broker to acknowledge them all."""
+        assert self.io is not None
         pending: list[Any] = []
-        target = output_topic(self.stage)
-        if target is not None:
-            topic = self.kafka.topic(target.name)
+        if self.io.output is not None:
             for position in sorted(outcome.results):
                 result = outcome.results[position]
-                key, value = codec.encode(result)
                 source = codec.header_dict(decoded[position].record.headers)
                 headers = {h: source[h] for h in codec.PROPAGATED if h in source}
-                pending.append(
-                    await self._broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
-                )
-        dlq = self.kafka.topic(dead_letter_topic(self.stage).name)
+                # A handler may turn one record into several events (a CDC primary-key change: a delete
+                # and an upsert); they are sent in order, so per-document order holds.
+                for event in result if isinstance(result, list | tuple) else (result,):
+                    key, value = codec.encode(event)
+                    pending.append(
+                        await self._broker.publish(
+                            value, self.io.output, key=key, headers=headers, no_confirm=True
+                        )
+                    )
+        dlq = self.io.dead_letters
         for letter in letters:
             letter_key = letter.key.encode() if letter.key else None
             letter_headers = {codec.STAGE: self.stage, codec.ERROR_TYPE: letter.error_type}
