@@ -64,11 +64,15 @@ class LocalPipeline:
         }
 
     def start(self, name: str) -> ServiceHandle:
-        """Start (or restart) one service; HTTP services keep their port across restarts."""
+        """Start (or restart) one service; HTTP services keep their port across restarts. `chunker#2`
+        names a second process of the chunker service (same consumer group: the partitions split)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        port = self.ports.setdefault(name, free_port()) if name in ("ingest", "query", "index-node") else None
+        service = name.split("#", 1)[0]
+        port = (
+            self.ports.setdefault(name, free_port()) if service in ("ingest", "query", "index-node") else None
+        )
         log = (self.home / f"{name}.log").open("ab")
-        command = [sys.executable, "-m", "headwater", "run", name, "--metrics-port", "0", "-v"]
+        command = [sys.executable, "-m", "headwater", "run", service, "--metrics-port", "0", "-v"]
         if port is not None:
             command += ["--port", str(port)]
         process = subprocess.Popen(  # noqa: S603 - our own CLI, no shell

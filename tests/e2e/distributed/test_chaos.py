@@ -1,5 +1,6 @@
 """SIGKILL one process of every stage mid-stream, restart it, and prove nothing was lost, duplicated
-or left stale (reliability test plan, rows 1 and 18; harness conventions of §7)."""
+or left stale (reliability test plan, rows 1, 4 and 18; harness conventions of §7). The chunker and
+embedder run two processes each, so those kills also move partitions between group members."""
 
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class Poster(threading.Thread):
 def test_sigkill_of_each_stage_mid_stream_loses_nothing(make_pipeline: Callable[..., LocalPipeline]) -> None:
     pipeline = make_pipeline(partitions=3)
     pipeline.start_all()
+    for replica in ("chunker#2", "embedder#2"):  # two consumers in these groups: kills also rebalance
+        pipeline.start(replica)
     changes = _changes(240, random.Random(7))
     poster = Poster(pipeline.url("ingest"), changes, rate=25)
     poster.start()
