@@ -17,7 +17,8 @@ COPY pyproject.toml README.md /tmp/src/
 COPY schemas /tmp/src/schemas
 COPY services /tmp/src/services
 COPY headwater /tmp/src/headwater
-RUN pip install /tmp/src && rm -rf /tmp/src
+RUN pip install /tmp/src && rm -rf /tmp/src \
+    && pip install --no-deps "unstructured-inference==1.6.14"  # as scripts/setup: PDF parsing needs it
 
 # Export the int8 ONNX model now (from the packaged weights) so no container exports it at start.
 ENV HEADWATER_EMBEDDER_ONNX_CACHE_DIR=/opt/headwater/onnx

@@ -18,8 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from headwater.commands.keys import keys_app
 from headwater.commands.ops import dlq_app, lag, replay
 from headwater.commands.run import run_service
+from headwater.commands.webhooks import webhooks_app
 from headwater.models import offline
 from headwater.stack import stack_app
 
@@ -35,6 +37,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(stack_app, name="stack")
 app.command(name="run")(run_service)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(keys_app, name="keys")
+app.add_typer(webhooks_app, name="webhooks")
 app.command(name="replay")(replay)
 app.command(name="lag")(lag)
 console = Console(stderr=True)
@@ -288,37 +292,65 @@ def evaluate(
     directory: Annotated[Path, typer.Argument(help="BEIR-format dataset folder")],
     split: Annotated[str, typer.Option(help="queries-<split>.jsonl and qrels-<split>.tsv")] = "test",
     mode: Annotated[
-        list[str] | None, typer.Option(help="hybrid, hybrid-rrf, dense, sparse (repeatable; default all)")
+        list[str] | None,
+        typer.Option(
+            help="dense, sparse, hybrid (DBSF), hybrid-rrf, each with +graph and/or +rerank "
+            "(repeatable; default: hybrid, hybrid+graph, hybrid-rrf, dense, sparse, hybrid+rerank)"
+        ),
+    ] = None,
+    runs_dir: Annotated[
+        Path | None, typer.Option("--runs-dir", help="write one TREC run file per mode here")
     ] = None,
     run_out: Annotated[
         Path | None, typer.Option("--run-out", help="TREC run file (mode appended when several)")
     ] = None,
+    readme: Annotated[
+        Path | None, typer.Option("--readme", help="rewrite the table between the eval-table markers")
+    ] = None,
     home: Annotated[
         Path | None, typer.Option("--home", help="keep the index here (default: temporary)")
     ] = None,
+    skip_ingest: Annotated[
+        bool, typer.Option("--skip-ingest", help="query the index an earlier run left in --home")
+    ] = False,
     limit: Annotated[int | None, typer.Option(help="only the first N corpus documents (smoke runs)")] = None,
-    markdown: Annotated[bool, typer.Option(help="print the table as Markdown (for the README)")] = False,
+    queries: Annotated[
+        int | None, typer.Option(help="only the first N queries (quick iterations, never the README)")
+    ] = None,
+    markdown: Annotated[bool, typer.Option(help="print the table as Markdown")] = False,
 ) -> None:
-    """Ingest a BEIR corpus through the full pipeline and score nDCG@10, recall@100 and MRR@10."""
-    from headwater.evaluation import run_evaluation
+    """Ingest a BEIR corpus through the full pipeline once, then score every mode over that index:
+    nDCG@10, recall@100 and MRR@10, side by side."""
+    from headwater.eval import DEFAULT_MODES, parse_mode
+    from headwater.evaluation import EvalOptions, run_evaluation
 
     _configure_logging()
-    modes = mode or ["hybrid", "hybrid-rrf", "dense", "sparse"]
+    for name in mode or ():
+        try:
+            parse_mode(name)
+        except ValueError as exc:  # checked before the (long) ingest, not after it
+            raise typer.BadParameter(f"mode {name!r}: {exc}") from None
+    if skip_ingest and home is None:
+        raise typer.BadParameter("--skip-ingest needs the --home of an earlier run")
+    if readme is not None and (limit or queries):
+        raise typer.BadParameter("the README table is written from full runs only (no --limit or --queries)")
+    options = EvalOptions(
+        split=split,
+        modes=mode or list(DEFAULT_MODES),
+        command=f"headwater eval {directory} --split {split}",
+        limit=limit,
+        query_limit=queries,
+        skip_ingest=skip_ingest,
+        run_out=run_out,
+        runs_dir=runs_dir,
+        readme=readme,
+        markdown=markdown,
+    )
     with (
         tempfile.TemporaryDirectory(prefix="headwater-eval-") as scratch,
         _running(home or Path(scratch)) as runtime,
     ):
-        run_evaluation(
-            runtime,
-            directory,
-            split=split,
-            modes=modes,
-            run_out=run_out,
-            limit=limit,
-            markdown=markdown,
-            ingest=_ingest_with_progress,
-            console=out,
-        )
+        run_evaluation(runtime, directory, options=options, ingest=_ingest_with_progress, console=out)
 
 
 @bench_app.command(name="ingest")
@@ -338,6 +370,62 @@ def bench_ingest(
         _running(Path(scratch)) as runtime,
     ):
         run(runtime, corpus=corpus, limit=limit, console=out)
+
+
+@bench_app.command(name="freshness")
+def bench_freshness(
+    corpus: Annotated[Path, typer.Option(help="BEIR corpus.jsonl or IngestDocument JSONL")] = Path(
+        "../shared/datasets/scifact/corpus.jsonl"
+    ),
+    documents: Annotated[int, typer.Option(help="documents per phase (capacity, steady, burst)")] = 150,
+    partitions: Annotated[int, typer.Option(help="partitions per topic")] = 6,
+) -> None:
+    """Intake-acknowledged → searchable latency (p50/p95/p99), throughput and peak RSS per service, on
+    the distributed pipeline over a local broker, steady at half the measured maximum and in a burst."""
+    from headwater.bench_freshness import bench_freshness as run
+
+    _configure_logging()
+    offline()
+    run(corpus=corpus, documents=documents, partitions=partitions, console=out)
+
+
+@bench_app.command(name="query")
+def bench_query(
+    dataset: Annotated[Path, typer.Option(help="SciFact folder: corpus.jsonl, queries-train.jsonl")] = Path(
+        "../shared/datasets/scifact"
+    ),
+    chunks: Annotated[int, typer.Option(min=100, help="live chunks in the index")] = 100_000,
+    real_documents: Annotated[int, typer.Option(min=1, help="abstracts chunked and embedded")] = 1000,
+    tenants: Annotated[int, typer.Option(min=1, max=99)] = 8,
+    queries: Annotated[int | None, typer.Option(min=1, help="first N train queries (default all)")] = None,
+    concurrency: Annotated[list[int] | None, typer.Option(help="threads (repeatable; default 1, 8)")] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="built indexes (default ~/.cache/headwater/bench-query)")
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="build the index again even if cached")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Search p50/p95/p99 latency and QPS per mode at concurrency 1 and 8 over N realistic chunks, query
+    embedding timed apart, against an exact numpy search over the same vectors in the same run."""
+    from headwater.bench_query import run_bench_query
+    from services.embedder.config import EmbedderSettings
+    from services.embedder.factory import build_backend
+
+    _configure_logging()
+    offline()
+    run_bench_query(
+        dataset=dataset,
+        backend=build_backend(EmbedderSettings()),
+        chunks=chunks,
+        real_documents=real_documents,
+        tenants=tenants,
+        queries=queries,
+        concurrency=concurrency or [1, 8],
+        cache_dir=cache_dir or Path.home() / ".cache" / "headwater" / "bench-query",
+        rebuild=rebuild,
+        seed=seed,
+        console=out,
+    )
 
 
 def main() -> None:

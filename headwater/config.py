@@ -55,7 +55,7 @@ class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADWATER_KAFKA_", frozen=True)
 
     bootstrap_servers: str = "localhost:9092"
-    topic_prefix: str = Field(default="", description="prepended to every topic name (shared clusters, tests)")
+    topic_prefix: str = Field(default="", description="prepended to every topic name (shared clusters)")
     group_prefix: str = Field(default="headwater", description="consumer group of stage S: <prefix>.<S>")
     partitions: int = Field(default=6, ge=1, description="partitions of topics this deployment creates")
     replication_factor: int = Field(default=1, ge=1)

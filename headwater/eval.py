@@ -101,15 +101,65 @@ def write_trec_run(path: Path, run: Mapping[str, Sequence[tuple[str, float]]], *
                 out.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
 
 
-def parse_mode(name: str) -> tuple[SearchMode, Fusion]:
-    """`hybrid`, `dense`, `sparse`, or a hybrid with its fusion named: `hybrid-rrf`, `hybrid-dbsf`."""
-    mode, _, fusion = name.partition("-")
-    return SearchMode(mode), Fusion(fusion) if fusion else Fusion.DBSF
+@dataclass(frozen=True)
+class EvalMode:
+    """A named retrieval setup: `dense`, `sparse`, `hybrid` (DBSF) or `hybrid-rrf`, optionally with
+    `+graph` (the knowledge-graph list fused in) and `+rerank` (the server's second stage)."""
+
+    name: str
+    mode: SearchMode
+    fusion: Fusion
+    graph: bool = False
+    rerank: bool = False
 
 
-def search_requests(dataset: BeirDataset, *, tenant: str, mode: str) -> dict[str, SearchRequest]:
-    search_mode, fusion = parse_mode(mode)
+DEFAULT_MODES = ("hybrid", "hybrid+graph", "hybrid-rrf", "dense", "sparse", "hybrid+rerank")
+
+
+def parse_mode(name: str) -> EvalMode:
+    """`hybrid`, `hybrid-rrf`, `hybrid-dbsf`, `dense`, `sparse`, each with `+graph` and/or `+rerank`."""
+    base, *extras = name.split("+")
+    mode, _, fusion = base.partition("-")
+    unknown = set(extras) - {"graph", "rerank"}
+    if unknown:
+        raise ValueError(f"unknown mode suffix {sorted(unknown)} in {name!r}")
+    return EvalMode(
+        name=name,
+        mode=SearchMode(mode),
+        fusion=Fusion(fusion) if fusion else Fusion.DBSF,
+        graph="graph" in extras,
+        rerank="rerank" in extras,
+    )
+
+
+def search_requests(
+    dataset: BeirDataset, *, tenant: str, mode: EvalMode, top_k: int = 100
+) -> dict[str, SearchRequest]:
     return {
-        qid: SearchRequest(query=text[:2048], tenant=tenant, mode=search_mode, fusion=fusion, top_k=100)
+        qid: SearchRequest(
+            query=text[:2048],
+            tenant=tenant,
+            mode=mode.mode,
+            fusion=mode.fusion,
+            graph=mode.graph,
+            rerank=mode.rerank,
+            top_k=top_k,
+        )
         for qid, text in dataset.queries.items()
     }
+
+
+TABLE_START, TABLE_END = "<!-- eval-table -->", "<!-- /eval-table -->"
+
+
+def markdown_table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> list[str]:
+    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def replace_table(document: str, block: str) -> str:
+    """The document with everything between the eval-table markers replaced by `block`."""
+    start, end = document.find(TABLE_START), document.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {TABLE_START} … {TABLE_END} markers to write the table between")
+    return document[: start + len(TABLE_START)] + "\n" + block.strip("\n") + "\n" + document[end:]

@@ -38,6 +38,7 @@ class TextBlock(Contract):
     kind: BlockKind
     text: str
     level: Annotated[int, Field(ge=0, le=6)] = 0  # heading depth; 0 for body blocks
+    page: Annotated[int | None, Field(ge=1)] = None  # 1-based page it starts on, in paged formats (PDF)
 
 
 class IngestDocument(Contract):

@@ -10,12 +10,19 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from headwater.postgres import connect, embedded_postgres_url
 from headwater.stack.kafka import KafkaBroker
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Property tests scale their examples from the profile: `ci` (default) for every run, `thorough`
+# (HYPOTHESIS_PROFILE=thorough) for the 10^4 generated isolation cases the test plan asks for.
+settings.register_profile("ci", max_examples=100, deadline=None)
+settings.register_profile("thorough", max_examples=10_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,8 @@ from services.graph_builder.ports import EntityRecognizer, GraphStore
 from services.indexer.ports import VectorIndex
 from services.ingest.redaction import Redactor
 from services.ingest.service import IntakeService
-from services.query.service import QueryService
+from services.query.config import QuerySettings
+from services.query.service import build_query_service
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Components:
     chunker: ChunkerSettings = field(default_factory=ChunkerSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     boundary_encoder: EmbeddingBackend | None = None  # scores chunk cut points; None: the backend
+    query: QuerySettings = field(default_factory=QuerySettings)
+    graph_reader: GraphStore | None = None  # the query side's own connection; None: `graph_store`
 
 
 def build(
@@ -63,6 +66,7 @@ def build(
     recognizer: EntityRecognizer | None = None,
     embedder: EmbedderSettings | None = None,
     chunker: ChunkerSettings | None = None,
+    query: QuerySettings | None = None,
 ) -> Components:
     """Production defaults for every part not given."""
     from services.embedder.adapters.cache import PostgresEmbeddingCache
@@ -79,10 +83,13 @@ def build(
         pg_cache = PostgresEmbeddingCache(connection=connect_db())
         pg_cache.ensure_schema()
         cache = pg_cache
+    graph_reader: GraphStore | None = None
     if graph_store is None:
         pg_graph = PostgresGraphStore(connect_db())
         pg_graph.ensure_schema()
         graph_store = pg_graph
+        # Queries read on their own connection, never inside the graph stage's write transactions.
+        graph_reader = PostgresGraphStore(connect_db())
     backend = backend or build_backend(embedder)
     chunker = chunker or ChunkerSettings()
     return Components(
@@ -98,6 +105,8 @@ def build(
         chunker=chunker,
         embedder=embedder,
         boundary_encoder=boundary_encoder_for(chunker, embedder, backend),
+        query=query or QuerySettings(),
+        graph_reader=graph_reader,
     )
 
 
@@ -137,11 +146,14 @@ class EmbeddedHeadwater:
             embedder=parts.embedder,
         )
         self.collection = self.handlers.ensure_collection()
-        self.query = QueryService(
+        self.query = build_query_service(
+            parts.query,
             index=parts.index,
             alias=settings.collection_alias,
             embed_query=lambda text: [float(x) for x in parts.backend.embed([text])[0]],
             encode_sparse_query=parts.sparse.encode_query,
+            graph_store=parts.graph_reader or parts.graph_store,
+            recognizer=parts.recognizer,
         )
         size = settings.queue_size
         self._queues: list[queue.Queue[Envelope]] = [queue.Queue(maxsize=size) for _ in range(5)]

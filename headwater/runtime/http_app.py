@@ -10,6 +10,7 @@ from headwater.runtime.embedded import EmbeddedHeadwater
 from schemas.documents import MAX_DOCUMENT_BYTES
 from services.ingest.errors import IngestError
 from services.ingest.routes import router as intake_router
+from services.ingest.webhook_routes import install_webhooks
 from services.query.config import AccessSettings
 from services.query.entities_routes import router as entities_router
 from services.query.errors import QueryError
@@ -44,6 +45,7 @@ def create_app(
         keys=keys,
     )
     app.include_router(intake_router)
+    install_webhooks(app, intake=runtime.intake, connect=runtime.parts.connect)
     app.include_router(query_router)
     app.include_router(entities_router)
 

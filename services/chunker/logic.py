@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
@@ -30,6 +30,7 @@ class Unit:
     block: int
     start: int  # character offset inside the block's text
     tokens: int = 0
+    line: bool = False  # a whole line of a table or code block: rendered on a line of its own
 
 
 @dataclass
@@ -66,7 +67,7 @@ def build_sections(doc: DocumentRedacted) -> list[Section]:
             offset = 0
             for line in block.text.split("\n"):
                 if line.strip():
-                    sections[-1].units.append(Unit(text=line, block=index, start=offset))
+                    sections[-1].units.append(Unit(text=line, block=index, start=offset, line=True))
                 offset += len(line) + 1
         else:
             for start, end in split_sentences(block.text):
@@ -81,7 +82,7 @@ def _with_tokens(sections: list[Section], count_tokens: CountTokens, budget: int
     for section in sections:
         units: list[Unit] = []
         for unit in section.units:
-            units.extend(_fit(Unit(unit.text, unit.block, unit.start, next(counts)), count_tokens, budget))
+            units.extend(_fit(replace(unit, tokens=next(counts)), count_tokens, budget))
         out.append(Section(section.headings, units))
     return out
 
@@ -101,7 +102,9 @@ def _fit(unit: Unit, count_tokens: CountTokens, budget: int) -> list[Unit]:
         ):
             end_word += 1
         text = " ".join(words[start_word:end_word])
-        pieces.append(Unit(text, unit.block, unit.start + offset, count_tokens([text])[0]))
+        # Only the first piece of a cut table row starts a line; the rest continue it.
+        line = unit.line and not pieces
+        pieces.append(Unit(text, unit.block, unit.start + offset, count_tokens([text])[0], line))
         offset += len(text) + 1
         start_word = end_word
     return pieces
@@ -267,7 +270,8 @@ def _with_overlap(pieces: list[_Piece], overlap_tokens: int, budget: int) -> lis
 
 
 def _render(piece: _Piece) -> tuple[str, list[tuple[Unit, int]]]:
-    """Chunk text and where each unit starts in it. Units of one block are joined by spaces."""
+    """Chunk text and where each unit starts in it. Sentences of one block are joined by spaces; blocks,
+    table rows and code lines each start a line."""
     parts: list[str] = []
     offsets: list[tuple[Unit, int]] = []
     length = 0
@@ -278,7 +282,7 @@ def _render(piece: _Piece) -> tuple[str, list[tuple[Unit, int]]]:
     previous_block: int | None = None
     for unit in piece.units:
         if parts:
-            separator = " " if unit.block == previous_block else "\n"
+            separator = " " if unit.block == previous_block and not unit.line else "\n"
             parts.append(separator)
             length += len(separator)
         offsets.append((unit, length))

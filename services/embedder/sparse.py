@@ -8,6 +8,11 @@ average would give the same text different weights depending on when it arrived,
 replays and the embedding cache. It only sets where length normalisation is neutral, so a fixed value in
 the right range costs little: on SciFact train (whole abstracts, ~106 terms on average) sparse nDCG@10 was
 0.685 with 256 and 0.687 with 106. Set it to the typical chunk length in this encoder's terms.
+
+Tokens are split the way Lucene's word-delimiter filter does with `preserve_original`, `catenate_words`
+and `generate_word_parts`: "up-regulation" gives "up", "regul" and "upregul"; "CTLA-4" gives "ctla4" and
+"ctla"; a spaced hyphen ("CTLA - 4", as tokenised text writes it) counts as a hyphen. On SciFact train
+this took sparse recall@100 from 0.916 to 0.931 and nDCG@10 from 0.672 to 0.688, BM25 parameters unchanged.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from schemas import SparseVector
 _WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
 _JOINERS = re.compile(r"[-.']")
 _HAS_DIGIT = re.compile(r"\d")
+_SPACED_HYPHEN = re.compile(r"(?<=[^\W_]) - (?=[^\W_])")
+_LETTER_RUN = re.compile(r"[^\W\d_]{2,}")
 
 # The Snowball English stopword list (the one Lucene/Elasticsearch and NLTK derive theirs from).
 STOPWORDS = frozenset(
@@ -68,7 +75,7 @@ class SparseEncoder:
     def terms(self, text: str) -> list[str]:
         """Index terms of a text, in order, duplicates kept."""
         out: list[str] = []
-        for match in _WORD.finditer(text.lower()):
+        for match in _WORD.finditer(_SPACED_HYPHEN.sub("-", text.lower())):
             out.extend(self._normalise(match.group()))
         return out
 
@@ -77,14 +84,20 @@ class SparseEncoder:
         if word in STOPWORDS:
             return
         if _HAS_DIGIT.search(word):
-            # Identifiers with digits stay whole, joiners dropped, so "IL-6" and "il6" meet on one term.
+            # Identifiers with digits stay whole, joiners dropped, so "IL-6" and "il6" meet on one term;
+            # their letter runs count too, so "CTLA-4" also meets a text that says "CTLA".
             yield _JOINERS.sub("", word)
+            for run in _LETTER_RUN.findall(word):
+                if run not in STOPWORDS:
+                    yield self._stem(run)
             return
         word = word.removesuffix("'s")  # possessive: "patient's" is "patient"
-        for part in _JOINERS.split(word):
-            if part in STOPWORDS:
-                continue
-            yield part if _HAS_DIGIT.search(part) else self._stem(part)
+        parts = [p for p in _JOINERS.split(word) if p]
+        for part in parts:
+            if part not in STOPWORDS:
+                yield self._stem(part)
+        if len(parts) > 1 and "'" not in word:
+            yield self._stem("".join(parts))  # "up-regulation" also meets "upregulation"
 
     def encode_document(self, text: str) -> SparseVector:
         """BM25 term-frequency weights, tf·(k1+1) / (tf + k1·(1 − b + b·len/avg_len)), per unique term."""

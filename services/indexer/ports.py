@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from schemas import MatchFilter, RangeFilter, SparseVector
+from schemas import DateRangeFilter, MatchFilter, RangeFilter, SparseVector
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -49,7 +49,9 @@ class IndexFilter:
     acl_any: list[str] | None = None  # None: no ACL restriction; else public chunks or a shared group
     match: list[MatchFilter] = field(default_factory=list)  # on payload `metadata.<key>`
     range: list[RangeFilter] = field(default_factory=list)  # on payload `metadata.<key>`
+    date_range: list[DateRangeFilter] = field(default_factory=list)  # ISO 8601 strings in `metadata.<key>`
     document_ids: list[str] | None = None
+    point_ids: list[str] | None = None  # only these points (e.g. chunks the knowledge graph proposes)
     include_deleted: bool = False
 
 

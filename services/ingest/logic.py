@@ -18,8 +18,11 @@ from schemas import (
     VersionKind,
 )
 from schemas.documents import MAX_DOCUMENT_BYTES
-from services.ingest.errors import DocumentTooLarge, EmptyDocument, InvalidDocument
-from services.ingest.parsing import parse
+from services.ingest.errors import DocumentTooLarge, EmptyDocument, InvalidDocument, UnsupportedContentType
+from services.ingest.formats import BINARY_CONTENT_TYPES, MAX_PDF_PAGES, PDF, parse_binary
+from services.ingest.parsing import PARSERS, media_type_of, parse
+
+SUPPORTED_CONTENT_TYPES = sorted({*PARSERS, *BINARY_CONTENT_TYPES})
 
 
 def event_id_for(*, tenant: str, document_id: str, version: int, op: ChangeOp) -> str:
@@ -33,21 +36,51 @@ def decode_body(command: IngestDocument, *, max_bytes: int = MAX_DOCUMENT_BYTES)
         if len(command.text.encode()) > max_bytes:
             raise DocumentTooLarge(f"document text exceeds {max_bytes} bytes")
         return command.text
-    assert command.data_base64 is not None
-    if len(command.data_base64) > (max_bytes * 4) // 3 + 4:
-        raise DocumentTooLarge(f"document body exceeds {max_bytes} bytes")
     try:
-        raw = base64.b64decode(command.data_base64, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidDocument("data_base64 is not valid base64") from exc
-    try:
-        return raw.decode("utf-8")
+        return decode_bytes(command, max_bytes=max_bytes).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidDocument("document bytes are not UTF-8 text for this content type") from exc
 
 
+def decode_bytes(command: IngestDocument, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The document's bytes, from base64 `data_base64` (the only way a binary format can travel)."""
+    if command.data_base64 is None:
+        raise InvalidDocument("DOCX and PDF are binary formats: send them base64-encoded in data_base64")
+    if len(command.data_base64) > (max_bytes * 4) // 3 + 4:
+        raise DocumentTooLarge(f"document body exceeds {max_bytes} bytes")
+    try:
+        return base64.b64decode(command.data_base64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidDocument("data_base64 is not valid base64") from exc
+
+
+def parse_body(
+    command: IngestDocument, *, max_bytes: int = MAX_DOCUMENT_BYTES, max_pages: int = MAX_PDF_PAGES
+) -> list[TextBlock]:
+    """Structural blocks of an upsert's body. A DOCX or PDF file must yield text itself: an empty
+    parse there means extraction failed (scanned pages, text drawn as images), which the sender must
+    hear about, so a title sent beside it does not make it a document."""
+    media_type = media_type_of(command.content_type)
+    if media_type in PARSERS:
+        return parse(decode_body(command, max_bytes=max_bytes), content_type=media_type)
+    if media_type not in BINARY_CONTENT_TYPES:
+        raise UnsupportedContentType(
+            f"no parser for content type {media_type!r}; supported: {SUPPORTED_CONTENT_TYPES}"
+        )
+    data = decode_bytes(command, max_bytes=max_bytes)
+    blocks = parse_binary(data, media_type=media_type, max_pages=max_pages)
+    if not any(b.text.strip() for b in blocks):
+        hint = " (a scanned PDF has no text layer, and intake does no OCR)" if media_type == PDF else ""
+        raise EmptyDocument(f"the file contains no extractable text{hint}")
+    return blocks
+
+
 def normalise(
-    command: IngestDocument, *, received_at: datetime, max_bytes: int = MAX_DOCUMENT_BYTES
+    command: IngestDocument,
+    *,
+    received_at: datetime,
+    max_bytes: int = MAX_DOCUMENT_BYTES,
+    max_pages: int = MAX_PDF_PAGES,
 ) -> DocumentChanged:
     """A change event for `command`; its version defaults to the receive time in milliseconds."""
     if command.version is not None:
@@ -57,7 +90,7 @@ def normalise(
     source = command.source or SourceRef(kind=SourceKind.API)
     blocks: list[TextBlock] = []
     if command.op is ChangeOp.UPSERT:
-        blocks = parse(decode_body(command, max_bytes=max_bytes), content_type=command.content_type)
+        blocks = parse_body(command, max_bytes=max_bytes, max_pages=max_pages)
         if command.title:
             blocks.insert(0, TextBlock(kind=BlockKind.TITLE, text=command.title.strip()))
         if not any(b.text.strip() for b in blocks):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 
 from bs4 import BeautifulSoup
-from bs4.element import NavigableString, Tag
+from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
 from schemas import BlockKind, TextBlock
 from services.ingest.errors import UnsupportedContentType
@@ -19,15 +19,25 @@ _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$")
 _WS = re.compile(r"[ \t\r\f\v]+")
 
 
-def _clean(text: str) -> str:
+def clean_text(text: str) -> str:
+    """Runs of spaces and tabs collapsed to one space, ends trimmed (newlines kept)."""
     return _WS.sub(" ", text).strip()
+
+
+def html_table_text(table: Tag) -> str:
+    """One line per row, cells joined by " | ", so the chunker can cut between rows, never inside one."""
+    rows = [
+        " | ".join(clean_text(cell.get_text(" ")) for cell in row.find_all(["th", "td"]))
+        for row in table.find_all("tr")
+    ]
+    return "\n".join(r for r in rows if r.strip(" |"))
 
 
 def parse_plain_text(text: str) -> list[TextBlock]:
     """Paragraphs are separated by blank lines; single newlines are soft wraps."""
     blocks = []
     for paragraph in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
-        cleaned = _clean(paragraph.replace("\n", " "))
+        cleaned = clean_text(paragraph.replace("\n", " "))
         if cleaned:
             blocks.append(TextBlock(kind=BlockKind.PARAGRAPH, text=cleaned))
     return blocks
@@ -41,7 +51,7 @@ def parse_markdown(text: str) -> list[TextBlock]:
 
     def flush() -> None:
         if paragraph:
-            cleaned = _clean(" ".join(paragraph))
+            cleaned = clean_text(" ".join(paragraph))
             if cleaned:
                 blocks.append(TextBlock(kind=BlockKind.PARAGRAPH, text=cleaned))
             paragraph.clear()
@@ -62,12 +72,14 @@ def parse_markdown(text: str) -> list[TextBlock]:
         elif heading := _HEADING.match(line):
             flush()
             blocks.append(
-                TextBlock(kind=BlockKind.HEADING, text=_clean(heading.group(2)), level=len(heading.group(1)))
+                TextBlock(
+                    kind=BlockKind.HEADING, text=clean_text(heading.group(2)), level=len(heading.group(1))
+                )
             )
         elif paragraph and _SETEXT.match(line) and len(paragraph) == 1:
             level = 1 if line.strip().startswith("=") else 2
             title = paragraph.pop()
-            blocks.append(TextBlock(kind=BlockKind.HEADING, text=_clean(title), level=level))
+            blocks.append(TextBlock(kind=BlockKind.HEADING, text=clean_text(title), level=level))
         elif _TABLE_ROW.match(line):
             flush()
             rows = []
@@ -80,7 +92,7 @@ def parse_markdown(text: str) -> list[TextBlock]:
             continue
         elif item := _LIST_ITEM.match(line):
             flush()
-            blocks.append(TextBlock(kind=BlockKind.LIST_ITEM, text=_clean(item.group(1))))
+            blocks.append(TextBlock(kind=BlockKind.LIST_ITEM, text=clean_text(item.group(1))))
         elif not line.strip():
             flush()
         else:
@@ -91,6 +103,8 @@ def parse_markdown(text: str) -> list[TextBlock]:
 
 
 _BLOCK_TAGS = {"p", "div", "section", "article", "blockquote", "main", "header", "footer", "aside", "body"}
+# Strings of the markup that are not page text: `<!DOCTYPE html>`, `<!-- comments -->`, `<?xml ...?>`.
+_NOT_TEXT = (Comment, Declaration, Doctype, ProcessingInstruction)
 _SKIP_TAGS = {"script", "style", "noscript", "template", "head", "svg", "nav"}
 
 
@@ -99,8 +113,8 @@ def parse_html(html: str) -> list[TextBlock]:
     soup = BeautifulSoup(html, "html.parser")
     blocks: list[TextBlock] = []
     title = soup.find("title")
-    if title and _clean(title.get_text()):
-        blocks.append(TextBlock(kind=BlockKind.TITLE, text=_clean(title.get_text())))
+    if title and clean_text(title.get_text()):
+        blocks.append(TextBlock(kind=BlockKind.TITLE, text=clean_text(title.get_text())))
         title.decompose()
     for tag in soup.find_all(_SKIP_TAGS):
         tag.decompose()
@@ -109,12 +123,14 @@ def parse_html(html: str) -> list[TextBlock]:
         inline: list[str] = []
 
         def flush() -> None:
-            text = _clean("".join(inline))
+            text = clean_text("".join(inline))
             if text:
                 blocks.append(TextBlock(kind=BlockKind.PARAGRAPH, text=text))
             inline.clear()
 
         for child in node.children:
+            if isinstance(child, _NOT_TEXT):
+                continue
             if isinstance(child, NavigableString):
                 inline.append(str(child))
                 continue
@@ -124,20 +140,16 @@ def parse_html(html: str) -> list[TextBlock]:
             if re.fullmatch(r"h[1-6]", name):
                 flush()
                 blocks.append(
-                    TextBlock(kind=BlockKind.HEADING, text=_clean(child.get_text(" ")), level=int(name[1]))
+                    TextBlock(
+                        kind=BlockKind.HEADING, text=clean_text(child.get_text(" ")), level=int(name[1])
+                    )
                 )
             elif name == "li":
                 flush()
-                blocks.append(TextBlock(kind=BlockKind.LIST_ITEM, text=_clean(child.get_text(" "))))
+                blocks.append(TextBlock(kind=BlockKind.LIST_ITEM, text=clean_text(child.get_text(" "))))
             elif name == "table":
                 flush()
-                rows = [
-                    " | ".join(_clean(cell.get_text(" ")) for cell in row.find_all(["th", "td"]))
-                    for row in child.find_all("tr")
-                ]
-                blocks.append(
-                    TextBlock(kind=BlockKind.TABLE, text="\n".join(r for r in rows if r.strip(" |")))
-                )
+                blocks.append(TextBlock(kind=BlockKind.TABLE, text=html_table_text(child)))
             elif name == "pre":
                 flush()
                 blocks.append(TextBlock(kind=BlockKind.CODE, text=child.get_text().strip()))
@@ -163,9 +175,14 @@ PARSERS: dict[str, Callable[[str], list[TextBlock]]] = {
 }
 
 
+def media_type_of(content_type: str) -> str:
+    """`text/HTML; charset=utf-8` → `text/html`."""
+    return content_type.split(";")[0].strip().lower()
+
+
 def parse(text: str, *, content_type: str) -> list[TextBlock]:
     """Blocks of a document of `content_type` (parameters such as charset are ignored)."""
-    media_type = content_type.split(";")[0].strip().lower()
+    media_type = media_type_of(content_type)
     parser = PARSERS.get(media_type)
     if parser is None:
         raise UnsupportedContentType(

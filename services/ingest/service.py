@@ -20,9 +20,10 @@ class IntakeService:
     max_bytes: int = MAX_DOCUMENT_BYTES
     on_accepted: Callable[[], None] | None = None  # wakes the pipeline in the embedded runtime
 
-    def accept(self, command: IngestDocument) -> Accepted:
-        """Durably accept one change (idempotent: the same change twice is stored once)."""
-        event = normalise(command, received_at=self.clock(), max_bytes=self.max_bytes)
+    def accept(self, command: IngestDocument, *, received_at: datetime | None = None) -> Accepted:
+        """Durably accept one change (idempotent: the same change twice is stored once). A retried
+        webhook passes its first `received_at`, so a defaulted version comes out the same."""
+        event = normalise(command, received_at=received_at or self.clock(), max_bytes=self.max_bytes)
         self.changes.append(event)
         if self.on_accepted:
             self.on_accepted()

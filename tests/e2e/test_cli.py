@@ -84,3 +84,47 @@ def test_eval_ingests_through_the_pipeline_scores_and_writes_a_trec_run(
     assert ndcg == 1.0  # both queries share distinctive words with their one relevant document
     first = run_file.read_text().splitlines()[0].split()
     assert first[1] == "Q0" and first[3] == "1" and first[5] == "headwater-sparse"
+
+
+def test_eval_compares_modes_over_one_index_and_writes_runs_and_the_readme_table(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    dataset = _beir(tmp_path / "mini")
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\n<!-- eval-table -->\nold table\n<!-- /eval-table -->\n\nAfter.\n")
+    env = {
+        "HEADWATER_DATABASE_URL": postgres_url,
+        "HEADWATER_DATABASE_SCHEMA": f"cli_{uuid.uuid4().hex[:8]}",
+        "HEADWATER_EMBEDDER_BACKEND": "hashing",
+    }
+    home = tmp_path / "home"
+    modes = ["dense", "sparse", "hybrid", "hybrid-rrf+graph", "hybrid+rerank"]
+    args = ["eval", str(dataset), "--split", "dev", "--home", str(home), "--runs-dir", str(tmp_path / "runs")]
+    result = runner.invoke(
+        app, [*args, *(x for m in modes for x in ("--mode", m)), "--readme", str(readme)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "dense.trec",
+        "hybrid-rrf+graph.trec",
+        "hybrid.trec",
+        "sparse.trec",
+    ]
+    text = readme.read_text()
+    assert text.startswith("# Project\n\n<!-- eval-table -->\n`headwater eval ")
+    assert text.endswith("<!-- /eval-table -->\n\nAfter.\n") and "old table" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "nDCG" not in line]
+    assert [r.split("|")[1].strip() for r in rows] == modes[:4]
+    assert "`hybrid+rerank`, no reranker configured" in text
+    assert "4 documents became 4 chunks" in text
+
+    # A second run over the same home queries the index as it is, without ingesting again.
+    again = runner.invoke(
+        app, [*args, "--skip-ingest", "--mode", "sparse", "--queries", "1", "--markdown"], env=env
+    )
+    assert again.exit_code == 0, again.output
+    assert "Ingested" not in again.stdout
+    row = next(line for line in again.stdout.splitlines() if line.startswith("| sparse |"))
+    assert float(row.split("|")[2]) == 1.0 and row.split("|")[6].strip() == "1"
+    bad = runner.invoke(app, ["eval", str(dataset), "--mode", "hybrid+magic"], env=env)
+    assert bad.exit_code != 0 and "magic" in bad.output

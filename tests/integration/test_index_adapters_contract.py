@@ -9,12 +9,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
 
-from schemas import ChangeOp, ChunksEnriched, MatchFilter, RangeFilter, SparseVector
+from schemas import ChangeOp, ChunksEnriched, DateRangeFilter, MatchFilter, RangeFilter, SparseVector
 from services.indexer.adapters.edge import EdgeIndex
 from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.adapters.qdrant import QdrantIndex
@@ -210,6 +211,54 @@ def test_metadata_match_any_and_range_filters(index: VectorIndex) -> None:
     assert names(range=[RangeFilter(key="score", gt=0.5)]) == ["de", "fr"]
     assert names(match=m("lang", "en"), range=[RangeFilter(key="year", gte=2021)]) == []
     assert index.count(SPEC.name, _scope(match=m("tags", "b"))) == 2
+
+
+def test_date_range_filters_compare_iso_dates_as_instants(index: VectorIndex) -> None:
+    index.upsert(
+        SPEC.name,
+        [
+            _point("day", metadata={"published": "2024-03-01"}),  # a bare date: midnight UTC
+            _point("utc", metadata={"published": "2024-03-01T10:00:00Z"}),
+            _point("offset", metadata={"published": "2024-03-02T01:00:00+02:00"}),  # 2024-03-01 23:00 UTC
+            _point("naive", metadata={"published": "2024-03-05T08:00:00"}),  # no offset: UTC
+            _point("list", metadata={"published": ["2023-01-01", "2024-06-30"]}),
+            _point("junk", metadata={"published": "not a date"}),
+            _point("number", metadata={"published": 20240301}),
+            _point("missing"),
+        ],
+    )
+
+    def names(**bounds: object) -> list[str]:
+        scope = _scope(date_range=[DateRangeFilter(key="published", **bounds)])
+        return sorted(_texts(index.scroll(SPEC.name, filter=scope, limit=10)))
+
+    march_1 = datetime(2024, 3, 1, tzinfo=UTC)
+    assert names(gte=march_1, lt=march_1 + timedelta(days=1)) == ["day", "offset", "utc"]
+    assert names(gt=march_1, lte=datetime(2024, 3, 5, 8)) == ["naive", "offset", "utc"]  # naive bound: UTC
+    assert names(gte=date(2024, 6, 1)) == ["list"]  # any of a list's values
+    # 12:00 at +02:00 is 10:00 UTC: "utc" (10:00Z) is not strictly before it.
+    assert names(lt=datetime(2024, 3, 1, 12, tzinfo=timezone(timedelta(hours=2)))) == ["day", "list"]
+    scope = _scope(date_range=[DateRangeFilter(key="published", gt=march_1)])
+    hits = index.search(SPEC.name, using="dense", vector=[1.0, 0, 0, 0], filter=scope, limit=10)
+    assert sorted(_texts(hits)) == ["list", "naive", "offset", "utc"]
+
+
+def test_point_ids_filter_narrows_inside_the_scope(index: VectorIndex) -> None:
+    mine, hidden, theirs = _point("mine"), _point("hidden", acl=["g1"]), _point("theirs", tenant="globex")
+    index.upsert(SPEC.name, [mine, hidden, theirs, _point("other")])
+    wanted = [mine.id, hidden.id, theirs.id]
+    assert sorted(_texts(index.scroll(SPEC.name, filter=_scope(point_ids=wanted), limit=10))) == [
+        "hidden",
+        "mine",
+    ]
+    # The other conditions still hold: ids never widen what a caller may see.
+    assert _texts(index.scroll(SPEC.name, filter=_scope(point_ids=wanted, acl_any=[]), limit=10)) == ["mine"]
+    dense = index.search(
+        SPEC.name, using="dense", vector=[1.0, 0, 0, 0], filter=_scope(point_ids=[mine.id]), limit=10
+    )
+    assert _texts(dense) == ["mine"]
+    assert index.scroll(SPEC.name, filter=_scope(point_ids=[]), limit=10) == []
+    assert index.count(SPEC.name, _scope(point_ids=[theirs.id])) == 0
 
 
 def test_document_ids_filter(index: VectorIndex) -> None:

@@ -61,6 +61,7 @@ class StageIO:
     decode: Callable[[Any], Any]
     output: str | None
     dead_letters: str
+    pattern: str | None = None  # instead of `topics`: every topic whose name matches (from its start)
 
 
 def pipeline_io(stage: str, kafka: KafkaSettings) -> StageIO:
@@ -98,7 +99,8 @@ class StageConsumer:
         if self.io is None:
             self.io = pipeline_io(self.stage, self.kafka)
         subscriber = broker.subscriber(
-            *self.io.topics,
+            *(() if self.io.pattern else self.io.topics),
+            pattern=self.io.pattern,
             group_id=self.kafka.group(self.stage),
             batch=True,
             max_records=self.kafka.max_batch,

@@ -127,6 +127,7 @@ class ServiceProcess:
 
     def _http_app(self, loop: asyncio.AbstractEventLoop) -> FastAPI:
         from services.ingest.routes import router as intake_router
+        from services.ingest.webhook_routes import install_webhooks
         from services.query.routes import router as query_router
 
         app = FastAPI(title=f"Headwater {self.name}", version=__version__)
@@ -134,6 +135,7 @@ class ServiceProcess:
         if self.name == "ingest":
             app.state.intake = IntakeService(changes=KafkaChangeLog(self.broker, loop, self.kafka))
             app.include_router(intake_router)
+            install_webhooks(app, intake=app.state.intake, connect=_connect_db(self.settings))
         if self.query is not None:
             from services.query.config import AccessSettings
             from services.query.routes import install_access

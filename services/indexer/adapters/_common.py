@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from services.indexer.errors import IndexConfigError
 
@@ -22,3 +23,16 @@ def check_name(name: str) -> str:
 def metadata_key(key: str) -> str:
     """Payload path of a metadata key: filters can only ever reach inside `metadata`."""
     return f"metadata.{key}"
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """An aware UTC date-time; a naive one is taken as UTC, as both Qdrant engines take stored values."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """RFC 3339 in UTC (`...Z`), the form qdrant-edge's datetime range parses."""
+    aware = as_utc(moment)
+    return None if aware is None else aware.isoformat().replace("+00:00", "Z")

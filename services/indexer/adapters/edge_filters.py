@@ -11,7 +11,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from schemas import MatchFilter
-from services.indexer.adapters._common import metadata_key
+from services.indexer.adapters._common import metadata_key, utc_iso
 from services.indexer.ports import LIVE, IndexFilter, Payload
 
 BOOL_SHADOW = "_metadata_bool"
@@ -43,6 +43,10 @@ def build_filter(f: IndexFilter) -> qe.Filter | None:
         if not f.document_ids:
             return None
         must.append(qe.FieldCondition("document_id", match=qe.MatchAny(list(f.document_ids))))
+    if f.point_ids is not None:
+        if not f.point_ids:
+            return None
+        must.append(qe.HasIdCondition(set(f.point_ids)))
     for m in f.match:
         condition = _match(m)
         if condition is None:
@@ -54,6 +58,9 @@ def build_filter(f: IndexFilter) -> qe.Filter | None:
                 metadata_key(r.key), range=qe.RangeFloat(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
             )
         )
+    for d in f.date_range:
+        bounds = {"gte": utc_iso(d.gte), "gt": utc_iso(d.gt), "lte": utc_iso(d.lte), "lt": utc_iso(d.lt)}
+        must.append(qe.FieldCondition(metadata_key(d.key), range=qe.RangeDateTime(**bounds)))
     return qe.Filter(must=must)
 
 

@@ -6,9 +6,10 @@ import copy
 import math
 import threading
 from collections import Counter
+from datetime import datetime
 
-from schemas import MatchFilter, RangeFilter, SparseVector
-from services.indexer.adapters._common import check_name
+from schemas import DateRangeFilter, MatchFilter, RangeFilter, SparseVector
+from services.indexer.adapters._common import as_utc, check_name
 from services.indexer.errors import CollectionNotFound, IndexConfigError
 from services.indexer.ports import (
     DENSE,
@@ -107,7 +108,7 @@ class InMemoryIndex:
         """Exact nearest points, best first."""
         with self._lock:
             store = self._store(collection)
-            candidates = [p for p in store.values() if matches(p.payload, filter)]
+            candidates = [p for p in store.values() if matches(p, filter)]
             if using == DENSE:
                 assert isinstance(vector, list)
                 scored = [(_cosine(vector, p.dense), p) for p in candidates if p.dense is not None]
@@ -125,7 +126,7 @@ class InMemoryIndex:
         """Matching points ordered by id."""
         with self._lock:
             found = sorted(
-                (p for p in self._store(collection).values() if matches(p.payload, filter)),
+                (p for p in self._store(collection).values() if matches(p, filter)),
                 key=lambda p: p.id,
             )
             return [
@@ -142,7 +143,7 @@ class InMemoryIndex:
     def count(self, collection: str, filter: IndexFilter) -> int:
         """Number of matching points."""
         with self._lock:
-            return sum(1 for p in self._store(collection).values() if matches(p.payload, filter))
+            return sum(1 for p in self._store(collection).values() if matches(p, filter))
 
     def document_points(self, collection: str, tenant: str, document_id: str) -> list[IndexHit]:
         """Every point of a document, live or deleted."""
@@ -162,8 +163,11 @@ class InMemoryIndex:
         return self._points[target]
 
 
-def matches(payload: Payload, f: IndexFilter) -> bool:
+def matches(point: IndexPoint, f: IndexFilter) -> bool:
     """Qdrant's semantics for the neutral filter, evaluated in Python."""
+    payload = point.payload
+    if f.point_ids is not None and point.id not in f.point_ids:
+        return False
     if payload.get("tenant") != f.tenant:
         return False
     if not f.include_deleted and payload.get("state") != LIVE:
@@ -174,8 +178,10 @@ def matches(payload: Payload, f: IndexFilter) -> bool:
     if f.document_ids is not None and payload.get("document_id") not in f.document_ids:
         return False
     metadata = payload.get("metadata") or {}
-    return all(_match(metadata.get(m.key), m) for m in f.match) and all(
-        _in_range(metadata.get(r.key), r) for r in f.range
+    return (
+        all(_match(metadata.get(m.key), m) for m in f.match)
+        and all(_in_range(metadata.get(r.key), r) for r in f.range)
+        and all(_in_dates(metadata.get(d.key), d) for d in f.date_range)
     )
 
 
@@ -209,6 +215,28 @@ def _in_range(stored: object, r: RangeFilter) -> bool:
         and (r.lt is None or x < r.lt)
         for x in nums
     )
+
+
+def _in_dates(stored: object, d: DateRangeFilter) -> bool:
+    moments = [m for m in (_parse_moment(v) for v in _values(stored)) if m is not None]
+    gte, gt, lte, lt = as_utc(d.gte), as_utc(d.gt), as_utc(d.lte), as_utc(d.lt)
+    return any(
+        (gte is None or m >= gte)
+        and (gt is None or m > gt)
+        and (lte is None or m <= lte)
+        and (lt is None or m < lt)
+        for m in moments
+    )
+
+
+def _parse_moment(value: object) -> datetime | None:
+    """An ISO 8601 date or date-time string as UTC; anything else matches no date range, as in Qdrant."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
 
 
 def _cosine(a: list[float], b: list[float] | None) -> float:

@@ -7,7 +7,7 @@ from typing import Any
 from qdrant_client import models
 
 from schemas import MatchFilter
-from services.indexer.adapters._common import metadata_key
+from services.indexer.adapters._common import as_utc, metadata_key
 from services.indexer.ports import LIVE, IndexFilter
 
 
@@ -27,6 +27,10 @@ def build_filter(f: IndexFilter) -> models.Filter | None:
         if not f.document_ids:
             return None
         must.append(models.FieldCondition(key="document_id", match=models.MatchAny(any=list(f.document_ids))))
+    if f.point_ids is not None:
+        if not f.point_ids:
+            return None
+        must.append(models.HasIdCondition(has_id=list(f.point_ids)))
     for m in f.match:
         condition = _match(m)
         if condition is None:
@@ -38,6 +42,9 @@ def build_filter(f: IndexFilter) -> models.Filter | None:
                 key=metadata_key(r.key), range=models.Range(gte=r.gte, gt=r.gt, lte=r.lte, lt=r.lt)
             )
         )
+    for d in f.date_range:
+        bounds = models.DatetimeRange(gte=as_utc(d.gte), gt=as_utc(d.gt), lte=as_utc(d.lte), lt=as_utc(d.lt))
+        must.append(models.FieldCondition(key=metadata_key(d.key), range=bounds))
     return models.Filter(must=must)
 
 

@@ -38,7 +38,7 @@ def test_indices_agree_across_processes_with_different_hash_seeds(repo_root: Pat
         ).stdout.strip()
         for seed in ("1", "2")
     }
-    assert outputs == {str(sorted([3762494927, 1812530705]))}
+    assert outputs == {str(sorted([3762494927, 1812530705, _documented_index("il")]))}
 
 
 def test_terms_lowercase_drop_stopwords_and_stem() -> None:
@@ -48,11 +48,18 @@ def test_terms_lowercase_drop_stopwords_and_stem() -> None:
     assert enc.terms("don't") == []  # a contraction is one stopword, not "don" + "t"
 
 
-def test_identifiers_with_digits_are_kept_whole() -> None:
+def test_identifiers_with_digits_are_kept_whole_and_their_letter_runs_count_too() -> None:
     enc = SparseEncoder()
-    assert enc.terms("IL-6 and il6 and COVID-19") == ["il6", "il6", "covid19"]
-    assert enc.terms("long-term follow-up") == ["long", "term", "follow"]  # "up" is a stopword
-    assert enc.terms("p53 in 2001") == ["p53", "2001"]
+    assert enc.terms("IL-6 and il6 and COVID-19") == ["il6", "il", "il6", "il", "covid19", "covid"]
+    assert enc.terms("p53 in 2001") == ["p53", "2001"]  # a one-letter run is no term
+    assert enc.terms("CTLA - 4 binds CTLA-4") == ["ctla4", "ctla", "bind", "ctla4", "ctla"]  # spaced hyphen
+
+
+def test_hyphenated_words_give_their_parts_and_the_joined_word() -> None:
+    enc = SparseEncoder()
+    assert enc.terms("long-term follow-up") == ["long", "term", "longterm", "follow", "followup"]
+    assert set(enc.terms("up-regulation")) & set(enc.terms("upregulation")) == {"upregul"}
+    assert enc.terms("the patient's") == ["patient"]
 
 
 def test_document_vector_is_sorted_unique_and_bm25_weighted() -> None:

@@ -89,7 +89,8 @@ def test_delete_has_no_body_and_keeps_identity() -> None:
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
-        ({"text": "x", "content_type": "application/pdf"}, UnsupportedContentType),
+        ({"text": "x", "content_type": "application/zip"}, UnsupportedContentType),
+        ({"text": "x", "content_type": "application/pdf"}, InvalidDocument),  # binary needs data_base64
         ({"data_base64": "not base64!!"}, InvalidDocument),
         ({"data_base64": base64.b64encode(b"\xff\xfe\x00bad").decode()}, InvalidDocument),
         ({"text": "   \n\n  "}, EmptyDocument),
