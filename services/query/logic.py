@@ -10,8 +10,8 @@ from schemas.search import RRF_K
 
 RERANK = "rerank"  # the name the second stage records its rank and score under
 # Fusion weight of each list unless a request sets it. The graph's list is a weak signal on its own (its
-# entities come from general-purpose NER): at 1.0 it cost hybrid 0.045 nDCG@10 on the first 300 SciFact
-# train queries, at 0.25 it added 0.003.
+# entities come from general-purpose NER): on SciFact train, at 1.0 it cost hybrid 0.05 nDCG@10; at 0.25
+# it is neutral (+0.002 over 809 queries). See docs/decisions/0009-retrieval-graph-rerank.md.
 DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "graph": 0.25}
 
 Scored = tuple[str, float, Mapping[str, Any]]  # (point id, the retriever's own score, payload)

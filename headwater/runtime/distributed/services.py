@@ -236,14 +236,22 @@ def _build_parts(
         handlers.index = _open_index(settings, read_only=process.name == "query")
         process.closers.append(handlers.index.close)
     if process.name in ("query", "index-node"):
+        from services.graph_builder.adapters.postgres import PostgresGraphStore
+        from services.query.config import QuerySettings
+        from services.query.service import build_query_service
+
         backend = build_backend(embedder)
         sparse = build_sparse_encoder(embedder)
+        graph_reader = PostgresGraphStore(_connect_db(settings)())  # the graph stage writes it
+        graph_reader.ensure_schema()
         assert handlers.index is not None
-        process.query = QueryService(
+        process.query = build_query_service(
+            QuerySettings(),
             index=handlers.index,
             alias=settings.collection_alias,
             embed_query=lambda text: [float(x) for x in backend.embed([text])[0]],
             encode_sparse_query=sparse.encode_query,
+            graph_store=graph_reader,
         )
 
 
