@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from headwater.commands.connectors import connectors_app
 from headwater.commands.keys import keys_app
 from headwater.commands.ops import dlq_app, lag, replay
 from headwater.commands.run import run_service
@@ -38,6 +39,7 @@ app.add_typer(stack_app, name="stack")
 app.command(name="run")(run_service)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
+app.add_typer(connectors_app, name="connectors")
 app.add_typer(webhooks_app, name="webhooks")
 app.command(name="replay")(replay)
 app.command(name="lag")(lag)

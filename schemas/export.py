@@ -17,6 +17,7 @@ from schemas import (
     SearchRequest,
 )
 from schemas.chunks import ChunksCreated, ChunksEmbedded, ChunksEnriched
+from schemas.sources import CdcMappings
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "ingest_document": IngestDocument,
@@ -28,6 +29,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "dead_letter": DeadLetter,
     "search_request": SearchRequest,
     "search_page": SearchPage,
+    "cdc_mappings": CdcMappings,  # not a message: the CDC table-mapping file users write
 }
 SCHEMA_DIR = Path(__file__).parent / "json"
 

@@ -28,10 +28,13 @@ CHUNKS_ENRICHED = Topic("headwater.chunks.enriched.v1", ChunksEnriched, True, "g
 
 PIPELINE: tuple[Topic, ...] = (DOCUMENTS, DOCUMENTS_REDACTED, CHUNKS, CHUNKS_EMBEDDED, CHUNKS_ENRICHED)
 STAGES: tuple[str, ...] = ("ingest", "chunker", "embedder", "graph_builder", "indexer")
+# Consumers that read a source connector's topics rather than a pipeline topic (the ingest service's CDC).
+CDC_STAGE = "cdc"
+SOURCE_STAGES: tuple[str, ...] = (CDC_STAGE,)
 
 
 def dead_letter_topic(stage: str) -> Topic:
     """Each stage has its own dead-letter topic, kept by retention rather than compaction."""
-    if stage not in STAGES:
+    if stage not in STAGES and stage not in SOURCE_STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     return Topic(f"headwater.dlq.{stage}.v1", DeadLetter, False, stage, None)

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import settings
 
 from headwater.postgres import connect, embedded_postgres_url
+from headwater.stack.connect import KafkaConnect
 from headwater.stack.kafka import KafkaBroker
+from headwater.stack.postgres import CdcPostgres
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -65,3 +67,27 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     broker.fetch_jars()
     with broker.start(tmp_path_factory.mktemp("kafka")):
         yield broker
+
+
+@pytest.fixture(scope="session")
+def cdc_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CdcPostgres]:
+    """A Postgres to capture changes from (the distribution's server, wal_level=logical, a replication
+    role); tests isolate themselves by database, slot, publication and topic prefix."""
+    server = CdcPostgres(home=tmp_path_factory.mktemp("cdc-postgres")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_connect(
+    kafka_broker: KafkaBroker, cdc_postgres: CdcPostgres, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaConnect]:
+    """A real Kafka Connect worker (distributed mode) with Debezium's Postgres connector, on the session
+    broker; its connector configs read the replication role's password from the worker's environment."""
+    worker = KafkaConnect(bootstrap_servers=kafka_broker.bootstrap_servers, topic_prefix="test-connect.")
+    worker.fetch_jars()
+    env = {"HEADWATER_CDC_DATABASE_PASSWORD": cdc_postgres.replication_password}
+    with worker.start(tmp_path_factory.mktemp("connect"), env=env):
+        yield worker

@@ -1,4 +1,5 @@
-"""`headwater stack up|down|status`: a local Kafka broker; `stack provision`: topics on any cluster."""
+"""`headwater stack up|down|status`: a local Kafka broker, Kafka Connect with Debezium and optionally a
+Postgres to capture from; `stack provision`: topics on any cluster."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
 from pydantic import ValidationError
 
 from headwater.config import KafkaSettings
+from headwater.stack.cdc import CDC_DATABASE, LocalCdc
 from headwater.stack.kafka import KafkaBroker, KafkaStackError, broker_alive, default_lib_dir, ping, stop_pid
+from headwater.stack.postgres import REPLICATION_ROLE
 from headwater.stack.topics import ProvisionReport, provision_topics
 
 __all__ = ["stack_app"]
 
 stack_app = typer.Typer(
-    no_args_is_help=True, help="Run a local Kafka broker (KRaft, no Docker) for the services."
+    no_args_is_help=True, help="Run a local Kafka broker (KRaft) and Kafka Connect (Debezium), no Docker."
 )
 
 HomeOpt = Annotated[Path, typer.Option("--home", envvar="HEADWATER_HOME", help="state directory")]
@@ -42,31 +45,57 @@ def up(
     port: Annotated[int | None, typer.Option(help="broker port; a free one if omitted")] = None,
     partitions: Annotated[int, typer.Option(help="partitions per topic")] = 6,
     lib_dir: Annotated[Path | None, typer.Option(help="where the broker jars are cached")] = None,
+    connect: Annotated[
+        bool, typer.Option(help="also run a Kafka Connect worker with Debezium's Postgres connector")
+    ] = True,
+    with_postgres: Annotated[
+        bool, typer.Option("--with-postgres", help="also run a Postgres (wal_level=logical) to capture from")
+    ] = False,
 ) -> None:
-    """Fetch the jars, start the broker in the background and provision the topics."""
+    """Fetch the jars, start the broker (and Connect) in the background and provision the topics.
+
+    Prints the broker's host:port on stdout; everything else goes to stderr."""
     state = _read_state(home)
-    if state is not None and broker_alive(int(str(state["pid"]))):
-        typer.echo(state["bootstrap_servers"])
-        return
-    broker = KafkaBroker(lib_dir=lib_dir if lib_dir is not None else default_lib_dir())
     try:
-        broker.fetch_jars()
-        broker.start(home / "stack" / "kafka", port=port, detach=True)
-        assert broker.process is not None
-        _state_file(home).write_text(
-            json.dumps({"pid": broker.process.pid, "bootstrap_servers": broker.bootstrap_servers}, indent=2)
-        )
-        report = asyncio.run(provision_topics(broker.bootstrap_servers, partitions=partitions))
+        if state is not None and broker_alive(int(str(state["pid"]))):
+            bootstrap = str(state["bootstrap_servers"])
+        else:
+            bootstrap = _start_broker(home, port=port, partitions=partitions, lib_dir=lib_dir)
+        cdc = LocalCdc(home)
+        worker_env: dict[str, str] = {}
+        if with_postgres:
+            postgres = cdc.start_postgres()
+            worker_env["HEADWATER_CDC_DATABASE_PASSWORD"] = postgres.replication_password
+            typer.echo(
+                f"postgres (CDC source) on 127.0.0.1:{postgres.port}, database {CDC_DATABASE}, replication "
+                f"role {REPLICATION_ROLE}: export HEADWATER_CDC_DATABASE_PORT={postgres.port}",
+                err=True,
+            )
+        if connect:
+            url = cdc.start_connect(bootstrap, env=worker_env)
+            typer.echo(f"kafka connect at {url}: export HEADWATER_CONNECT_URL={url}", err=True)
     except KafkaStackError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
+    typer.echo(bootstrap)
+
+
+def _start_broker(home: Path, *, port: int | None, partitions: int, lib_dir: Path | None) -> str:
+    broker = KafkaBroker(lib_dir=lib_dir if lib_dir is not None else default_lib_dir())
+    broker.fetch_jars()
+    broker.start(home / "stack" / "kafka", port=port, detach=True)
+    assert broker.process is not None
+    _state_file(home).write_text(
+        json.dumps({"pid": broker.process.pid, "bootstrap_servers": broker.bootstrap_servers}, indent=2)
+    )
+    report = asyncio.run(provision_topics(broker.bootstrap_servers, partitions=partitions))
     typer.echo(f"topics created: {len(report.created)}, already there: {len(report.existing)}", err=True)
-    typer.echo(broker.bootstrap_servers)
+    return broker.bootstrap_servers
 
 
 @stack_app.command()
 def status(home: HomeOpt = Path(".headwater")) -> None:
-    """Say whether the broker process runs and answers the admin API."""
+    """Say whether the broker, Connect and the CDC Postgres run and answer."""
     state = _read_state(home)
     if state is None:
         typer.echo("kafka: not started")
@@ -81,11 +110,18 @@ def status(home: HomeOpt = Path(".headwater")) -> None:
         typer.echo(f"kafka: pid {pid} runs but {bootstrap} does not answer: {exc!r}")
         raise typer.Exit(1) from exc
     typer.echo(f"kafka: up at {bootstrap} (pid {pid}, {brokers} broker)")
+    lines = LocalCdc(home).status()
+    for line in lines:
+        typer.echo(line.text)
+    if not all(line.ok for line in lines):
+        raise typer.Exit(1)
 
 
 @stack_app.command()
 def down(home: HomeOpt = Path(".headwater")) -> None:
-    """Stop the broker; its data stays under the home directory."""
+    """Stop Connect, the CDC Postgres and the broker; their data stays under the home directory."""
+    for line in LocalCdc(home).stop():
+        typer.echo(line)
     state = _read_state(home)
     if state is None:
         typer.echo("kafka: not started")

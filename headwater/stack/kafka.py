@@ -88,25 +88,25 @@ async def ping(bootstrap: str, *, timeout_s: float = 5.0) -> int:
         await admin.close()
 
 
-def broker_alive(pid: int) -> bool:
-    """Whether `pid` is a running Kafka broker (guards against a recycled pid)."""
+def broker_alive(pid: int, *, main_class: str = "kafka.Kafka") -> bool:
+    """Whether `pid` is a running Kafka broker, or JVM of `main_class` (guards against a recycled pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    stat = Path(f"/proc/{pid}/stat").read_text()
     zombie = stat.rsplit(")", 1)[1].split()[0] == "Z"
-    return b"kafka.Kafka" in cmdline and not zombie
+    return main_class.encode() in cmdline.split(b"\0") and not zombie
 
 
-def stop_pid(pid: int, *, timeout_s: float = 20.0) -> None:
-    """SIGTERM a broker we do not hold a Popen for, then SIGKILL if it outlives the timeout."""
-    if not broker_alive(pid):
+def stop_pid(pid: int, *, timeout_s: float = 20.0, main_class: str = "kafka.Kafka") -> None:
+    """SIGTERM a broker (or JVM of `main_class`) we hold no Popen for; SIGKILL it past the timeout."""
+    if not broker_alive(pid, main_class=main_class):
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not broker_alive(pid):
+        if not broker_alive(pid, main_class=main_class):
             return
         time.sleep(0.1)  # polling a foreign pid: there is nothing to wait on
     os.kill(pid, signal.SIGKILL)

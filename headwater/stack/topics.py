@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
 from headwater.stack.kafka import KafkaStackError
-from schemas.topics import PIPELINE, STAGES, Topic, dead_letter_topic
+from schemas.topics import PIPELINE, SOURCE_STAGES, STAGES, Topic, dead_letter_topic
 
 __all__ = ["DLQ_RETENTION_MS", "ProvisionReport", "provision_topics", "topic_configs", "wanted_topics"]
 
@@ -24,8 +24,8 @@ class ProvisionReport:
 
 
 def wanted_topics() -> list[Topic]:
-    """Every pipeline topic and one dead-letter topic per stage."""
-    return [*PIPELINE, *(dead_letter_topic(stage) for stage in STAGES)]
+    """Every pipeline topic and one dead-letter topic per stage (and per source consumer: CDC)."""
+    return [*PIPELINE, *(dead_letter_topic(stage) for stage in (*STAGES, *SOURCE_STAGES))]
 
 
 def topic_configs(topic: Topic) -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import os
 import re
 import shlex
@@ -29,6 +30,8 @@ from typer.core import TyperGroup
 from headwater.cli import app
 from headwater.config import HeadwaterSettings, KafkaSettings
 from headwater.models import MINILM
+from headwater.stack.connect import DEBEZIUM_VERSION
+from headwater.stack.connectors import connector_files
 from headwater.stack.kafka import KAFKA_VERSION
 from services.embedder.config import EmbedderSettings
 
@@ -372,3 +375,14 @@ def test_references_resolve() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
             else:
                 assert source in (COMPOSE.get("volumes") or {}), f"{name} uses undeclared volume {source}"
+
+
+def test_connect_runs_the_local_stacks_debezium_and_can_resolve_the_connector_secrets() -> None:
+    connect = SERVICES["connect"]
+    assert str(connect["image"]) == f"quay.io/debezium/connect:{DEBEZIUM_VERSION}"
+    env = _environment(connect)
+    allowed = re.compile(env["CONNECT_CONFIG_PROVIDERS_ENV_PARAM_ALLOWLIST_PATTERN"])
+    for file in connector_files(ROOT / "infra" / "connectors"):
+        for name in re.findall(r"\$\{env:([A-Za-z_]\w*)\}", json.dumps(file.template)):
+            assert allowed.fullmatch(name), f"{file.name}: the worker may not read {name}"
+            assert name in env, f"{file.name}: the connect service does not set {name}"

@@ -200,6 +200,10 @@ def build_service(
             after_batch=after,
         )
         process.consumer.register(process.broker)
+    if stage == "ingest":
+        from headwater.runtime.distributed.cdc import attach_cdc_consumer
+
+        attach_cdc_consumer(process)  # only with HEADWATER_CDC_MAPPINGS
     return process
 
 
