@@ -5,8 +5,8 @@ caller's tenant and ACL groups, one in five with a metadata range filter too. Qu
 beforehand, so the latencies exclude the embedding model; embedding one query is timed on its own.
 
 The yardstick is an exact numpy search: the dense top-`candidates` by dot product over the very same live
-vectors, with the same tenant, ACL and metadata masks, no payloads. `÷ exact` is a mode's percentile over
-the yardstick's at the same concurrency, so it is comparable across machines and loads.
+vectors, with the same tenant, ACL and metadata masks, no payloads, one thread per query. `÷ exact` is a
+mode's percentile over the yardstick's at the same concurrency, comparable across machines and loads.
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ from schemas import Fusion, RangeFilter, SearchFilters, SearchMode, SearchReques
 from services.embedder.ports import EmbeddingBackend
 from services.embedder.sparse import SparseEncoder
 from services.indexer.adapters.edge import EdgeIndex
-from services.indexer.ports import IndexFilter
+from services.indexer.ports import IndexFilter, MetadataIndexKind
 from services.query.service import QueryService
 
 YEAR_FILTER_SHARE = 0.2
+# The metadata keys the bench's filters use, indexed as an operator would declare them.
+METADATA_INDEXES: dict[str, MetadataIndexKind] = {
+    "year": "integer",
+    "journal": "keyword",
+    "peer_reviewed": "bool",
+}
 TARGET_HYBRID_P99_MS = 50.0  # the issue's bar, at 100k chunks and concurrency 1, printed beside the figure
 
 
@@ -119,7 +125,8 @@ class ExactSearch:
         allowed = (acl == 0) | ((acl & groups) != 0)
         if caller.min_year is not None:
             allowed &= year >= caller.min_year
-        scores = np.where(allowed, dense @ vector, -np.inf)
+        # einsum runs on the calling thread; BLAS's shared pool collapses when 8 threads call it at once.
+        scores = np.where(allowed, np.einsum("ij,j->i", dense, vector), -np.inf)
         k = min(limit, int(allowed.sum()))
         if k == 0:
             return []
@@ -183,6 +190,8 @@ def run_bench_query(
     embedding = Timing.of(embed_seconds, sum(embed_seconds))
 
     index = EdgeIndex(built.root / "index")
+    for key, kind in METADATA_INDEXES.items():  # as HEADWATER_METADATA_INDEXES makes the runtime do
+        index.index_metadata(ALIAS, key, kind)
     service = QueryService(
         index=index,
         alias=ALIAS,

@@ -98,9 +98,6 @@ class BuiltIndex:
     year: np.ndarray
     dense: np.ndarray
 
-    def tenant_name(self, code: int) -> str:
-        return tenant_name(code)
-
 
 def tenant_name(code: int) -> str:
     return f"tenant-{code:02d}"

@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, computed_field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.search import MetadataKey
+from services.indexer.ports import MetadataIndexKind
+
 LOCAL_PII_SECRET = "local-development-only-pii-secret"  # noqa: S105 - refused outside local, see below
 
 
@@ -22,6 +25,10 @@ class HeadwaterSettings(BaseSettings):
     database_schema: str = Field(default="headwater", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pii_secret: SecretStr = SecretStr(LOCAL_PII_SECRET)
     collection_alias: str = "headwater_chunks"
+    metadata_indexes: dict[MetadataKey, MetadataIndexKind] = Field(
+        default_factory=dict,
+        description='metadata keys that filters use, by kind: {"year": "integer", "team": "keyword"}',
+    )
     qdrant_url: str | None = Field(default=None, description="a Qdrant server; default: embedded engine")
     qdrant_api_key: SecretStr | None = None
     queue_size: int = Field(default=256, ge=1, description="bound of every in-process stage queue")

@@ -57,6 +57,14 @@ class IngestDocument(Contract):
     acl: list[AclGroup] = Field(default_factory=list)
     source: SourceRef | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: object) -> object:
+        # U+0000 has no meaning in text, and Postgres (journal, graph, keys) refuses it in text columns.
+        if _holds_nul(data):
+            raise ValueError("strings may not contain the NUL character (U+0000)")
+        return data
+
     @model_validator(mode="after")
     def _body_matches_op(self) -> IngestDocument:
         if self.op is ChangeOp.UPSERT and (self.text is None) == (self.data_base64 is None):
@@ -115,3 +123,13 @@ class Accepted(Contract):
     document_id: DocumentId
     version: int
     accepted_at: datetime
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False

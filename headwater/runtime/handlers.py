@@ -135,5 +135,7 @@ class StageHandlers:
             current = collection_name(alias, model_id, dimension)
             index.ensure_collection(CollectionSpec(name=current, dense_dim=dimension))
             index.switch_alias(alias, current)
+        for key, kind in self.settings.metadata_indexes.items():  # on every start: new ones get built
+            index.index_metadata(current, key, kind)
         self.collection = current
         return current

@@ -12,6 +12,7 @@ SPARSE = "sparse"
 
 Distance = Literal["cosine", "dot", "euclid"]
 VectorName = Literal["dense", "sparse"]
+MetadataIndexKind = Literal["keyword", "integer", "float", "bool", "datetime"]
 Payload = dict[str, Any]
 
 # Payload fields with an index (keyword unless listed in INTEGER_FIELDS).
@@ -95,6 +96,9 @@ class VectorIndex(Protocol):
 
     def delete_points(self, collection: str, ids: list[str]) -> None:
         """Hard-delete points (compaction only; the pipeline soft-deletes)."""
+
+    def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
+        """Index `metadata.<key>` as `kind` (idempotent): filters on it read the index, not each payload."""
 
     def search(
         self,

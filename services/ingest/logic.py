@@ -37,9 +37,12 @@ def decode_body(command: IngestDocument, *, max_bytes: int = MAX_DOCUMENT_BYTES)
             raise DocumentTooLarge(f"document text exceeds {max_bytes} bytes")
         return command.text
     try:
-        return decode_bytes(command, max_bytes=max_bytes).decode("utf-8")
+        text = decode_bytes(command, max_bytes=max_bytes).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidDocument("document bytes are not UTF-8 text for this content type") from exc
+    if "\x00" in text:
+        raise InvalidDocument("document text contains NUL characters: binary data sent as a text type?")
+    return text
 
 
 def decode_bytes(command: IngestDocument, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
@@ -69,6 +72,10 @@ def parse_body(
         )
     data = decode_bytes(command, max_bytes=max_bytes)
     blocks = parse_binary(data, media_type=media_type, max_pages=max_pages)
+    # Extractors can emit NUL from broken font maps; it means nothing, and Postgres refuses it.
+    blocks = [
+        b.model_copy(update={"text": b.text.replace("\x00", "")}) if "\x00" in b.text else b for b in blocks
+    ]
     if not any(b.text.strip() for b in blocks):
         hint = " (a scanned PDF has no text layer, and intake does no OCR)" if media_type == PDF else ""
         raise EmptyDocument(f"the file contains no extractable text{hint}")

@@ -20,6 +20,16 @@ def check_name(name: str) -> str:
     return name
 
 
+_METADATA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+
+
+def check_metadata_key(key: str) -> str:
+    """Refuse a metadata key that is no payload path (an empty segment, as in "a." or "a..b")."""
+    if len(key) > 64 or not _METADATA_KEY.match(key):
+        raise IndexConfigError(f"invalid metadata key {key!r}")
+    return key
+
+
 def metadata_key(key: str) -> str:
     """Payload path of a metadata key: filters can only ever reach inside `metadata`."""
     return f"metadata.{key}"

@@ -6,11 +6,13 @@ so a half-created collection is finished by the next `ensure_collection`), `root
 Durability: a write is in the shard's WAL when `update` returns, which survives a killed process (tested);
 surviving power loss needs an fsync, `flush_each_write=True` or `flush()`, measured at 10-350 ms here.
 
-Threads: queries release the GIL and the engine is internally synchronised (reads during writes were
-exercised under load without errors), so reads run concurrently. Writes, the shard cache and the alias map
-are serialised by one lock so that close() never races a write. Upserts hold the GIL for most of their
-run, and `EdgeShard.optimize()` (HNSW build) holds it throughout: it stalls the whole process, so this
-adapter never calls it.
+Threads: the engine is internally synchronised (reads during writes were exercised under load without
+errors), but qdrant-edge-py 0.9.0 holds the GIL through a whole query (a 1 ms ticker thread ran 41 times
+during 540 ms of queries; `query_batch` is no faster than one query after another), so concurrent searches
+take turns: more threads add no throughput. Writes, the shard cache and the alias map are serialised by
+one lock so that close() never races a write. Upserts hold the GIL for most of their run, and
+`EdgeShard.optimize()` (HNSW build) holds it throughout (213 s for 100k chunks here): it stalls the whole
+process, so this adapter never calls it, and searches scan each segment's filtered points.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from schemas import SparseVector
-from services.indexer.adapters._common import DOCUMENT_PAGE, check_name
+from services.indexer.adapters._common import DOCUMENT_PAGE, check_metadata_key, check_name, metadata_key
 from services.indexer.adapters.edge_filters import BOOL_SHADOW, build_filter, with_bool_shadow
 from services.indexer.errors import CollectionNotFound, IndexConfigError, IndexerError, IndexUnavailable
 from services.indexer.ports import (
@@ -41,11 +43,19 @@ from services.indexer.ports import (
     IndexFilter,
     IndexHit,
     IndexPoint,
+    MetadataIndexKind,
     Payload,
     VectorName,
 )
 
 _DISTANCES = {"cosine": qe.Distance.Cosine, "dot": qe.Distance.Dot, "euclid": qe.Distance.Euclid}
+_METADATA_INDEXES: dict[str, Any] = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.IntegerIndexParams(lookup=True, range=True),  # equality filters on numbers use ranges
+    "float": qe.PayloadSchemaType.Float,
+    "bool": qe.IntegerIndexParams(lookup=True, range=True),  # the 0/1 shadow of a boolean
+    "datetime": qe.PayloadSchemaType.Datetime,
+}
 
 
 @contextmanager
@@ -167,6 +177,14 @@ class EdgeIndex:
         """Hard-delete points."""
         if ids:
             self._write(collection, qe.UpdateOperation.delete_points(list(ids)))
+
+    def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
+        """Index `metadata.<key>` (a boolean: its 0/1 shadow, which filters read). Without an index, a
+        filter on the key deserialises each candidate's whole payload: about ten times slower at 100k
+        chunks. Creating an index that exists is a no-op; another kind replaces it."""
+        check_metadata_key(key)
+        path = f"{BOOL_SHADOW}.{key}" if kind == "bool" else metadata_key(key)
+        self._write(collection, qe.UpdateOperation.create_field_index(path, _METADATA_INDEXES[kind]))
 
     # -- reads ---------------------------------------------------------------------------------------
 

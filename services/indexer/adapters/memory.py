@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 
 from schemas import DateRangeFilter, MatchFilter, RangeFilter, SparseVector
-from services.indexer.adapters._common import as_utc, check_name
+from services.indexer.adapters._common import as_utc, check_metadata_key, check_name
 from services.indexer.errors import CollectionNotFound, IndexConfigError
 from services.indexer.ports import (
     DENSE,
@@ -18,6 +18,7 @@ from services.indexer.ports import (
     IndexFilter,
     IndexHit,
     IndexPoint,
+    MetadataIndexKind,
     Payload,
     VectorName,
 )
@@ -30,6 +31,7 @@ class InMemoryIndex:
         self._specs: dict[str, CollectionSpec] = {}
         self._points: dict[str, dict[str, IndexPoint]] = {}
         self._aliases: dict[str, str] = {}
+        self.metadata_indexes: dict[tuple[str, str], MetadataIndexKind] = {}  # (collection, key) -> kind
         self._lock = threading.RLock()
 
     def ensure_collection(self, spec: CollectionSpec) -> None:
@@ -95,6 +97,13 @@ class InMemoryIndex:
             store = self._store(collection)
             for pid in ids:
                 store.pop(pid, None)
+
+    def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
+        """Record the index: filters here scan in Python either way, with the same results."""
+        check_metadata_key(key)
+        with self._lock:
+            self._store(collection)
+            self.metadata_indexes[(self._aliases.get(collection, collection), key)] = kind
 
     def search(
         self,

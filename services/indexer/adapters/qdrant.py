@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from schemas import SparseVector
-from services.indexer.adapters._common import DOCUMENT_PAGE, check_name
+from services.indexer.adapters._common import DOCUMENT_PAGE, check_metadata_key, check_name, metadata_key
 from services.indexer.adapters.qdrant_filters import build_filter
 from services.indexer.errors import CollectionNotFound, IndexConfigError, IndexerError, IndexUnavailable
 from services.indexer.ports import (
@@ -27,6 +27,7 @@ from services.indexer.ports import (
     IndexFilter,
     IndexHit,
     IndexPoint,
+    MetadataIndexKind,
     Payload,
     VectorName,
 )
@@ -158,6 +159,15 @@ class QdrantIndex:
                 self._client.delete(
                     collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
                 )
+
+    def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
+        """Create (or replace) the payload index on `metadata.<key>`; the server answers filters from it."""
+        check_metadata_key(key)
+        with _translated(collection), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # local mode warns that payload indexes have no effect there
+            self._client.create_payload_index(
+                collection, metadata_key(key), field_schema=models.PayloadSchemaType(kind), wait=True
+            )
 
     def search(
         self,

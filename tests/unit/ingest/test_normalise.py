@@ -111,3 +111,22 @@ def test_oversize_body_is_refused() -> None:
     )
     with pytest.raises(DocumentTooLarge):
         normalise(encoded, received_at=NOW, max_bytes=1000)
+
+
+def test_nul_characters_are_refused_before_they_reach_postgres() -> None:
+    """Found by the OpenAPI fuzz test: a NUL anywhere in the envelope was a 500 from the journal."""
+    import base64
+
+    import pytest
+    from pydantic import ValidationError
+
+    from schemas import IngestDocument
+    from services.ingest.errors import InvalidDocument
+    from services.ingest.logic import decode_body
+
+    for bad in ({"acl": ["\u0000"]}, {"title": "a\u0000b"}, {"metadata": {"k\u0000": 1}}):
+        with pytest.raises(ValidationError):
+            IngestDocument.model_validate({"tenant": "t", "document_id": "d", "text": "x", **bad})
+    command = IngestDocument(tenant="t", document_id="d", data_base64=base64.b64encode(b"a\x00b").decode())
+    with pytest.raises(InvalidDocument):
+        decode_body(command)

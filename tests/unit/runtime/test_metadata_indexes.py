@@ -1,0 +1,21 @@
+"""The runtime indexes the metadata keys its settings name, on the collection it creates and on every
+later start, so adding a key to HEADWATER_METADATA_INDEXES takes effect on the next restart."""
+
+from __future__ import annotations
+
+from headwater.config import HeadwaterSettings
+from headwater.runtime.handlers import StageHandlers
+from services.embedder.adapters.fake import HashingBackend
+from services.indexer.adapters.memory import InMemoryIndex
+
+
+def test_configured_metadata_keys_are_indexed_on_creation_and_on_every_start() -> None:
+    index = InMemoryIndex()
+    first = HeadwaterSettings(metadata_indexes={"year": "integer"})
+    created = StageHandlers(settings=first, index=index, backend=HashingBackend()).ensure_collection()
+    assert index.metadata_indexes == {(created, "year"): "integer"}
+
+    later = HeadwaterSettings(metadata_indexes={"year": "integer", "team": "keyword"})
+    again = StageHandlers(settings=later, index=index, backend=HashingBackend()).ensure_collection()
+    assert again == created
+    assert index.metadata_indexes == {(created, "year"): "integer", (created, "team"): "keyword"}
