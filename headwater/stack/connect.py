@@ -20,7 +20,7 @@ from typing import Self
 
 import httpx
 
-from headwater.stack.kafka import KAFKA_VERSION, KafkaStackError, free_port
+from headwater.stack.kafka import KAFKA_VERSION, KafkaStackError, free_port, stop_process
 
 __all__ = [
     "CONNECT_MAIN",
@@ -225,14 +225,7 @@ class KafkaConnect:
     def stop(self, *, timeout_s: float = 30.0) -> None:
         """SIGTERM the worker (it stops its connectors and flushes offsets), SIGKILL it past `timeout_s`."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=timeout_s)
 
     def __enter__(self) -> Self:
         return self

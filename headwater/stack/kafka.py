@@ -140,6 +140,18 @@ def _server_properties(*, log_dir: Path, port: int, controller_port: int) -> str
     )
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, timeout_s: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it has not exited within `timeout_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class KafkaBroker:
     """Fetches the broker jars, formats a KRaft log dir and runs `kafka.Kafka` until stopped."""
 
@@ -297,14 +309,7 @@ class KafkaBroker:
     def stop(self, *, timeout_s: float = 20.0) -> None:
         """SIGTERM the broker, SIGKILL it if it has not exited within `timeout_s`."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=timeout_s)
 
     def __enter__(self) -> Self:
         return self

@@ -59,42 +59,17 @@ def test_old_events_and_whole_topic_replays_leave_the_index_unchanged(
 ) -> None:
     pipeline = make_pipeline()
     pipeline.start_all()
+
+    def post(i: int, change: dict[str, object]) -> None:
+        body = {"tenant": TENANTS[i % 2], "document_id": f"d{i}", **change}
+        assert post_document(pipeline, body).status_code == 202
+
     for i in range(24):
-        tenant = TENANTS[i % 2]
-        assert (
-            post_document(
-                pipeline,
-                {
-                    "tenant": tenant,
-                    "document_id": f"d{i}",
-                    "version": 1,
-                    "text": f"First draft {i} of the plan.",
-                },
-            ).status_code
-            == 202
-        )
+        post(i, {"version": 1, "text": f"First draft {i} of the plan."})
     for i in range(0, 24, 3):
-        tenant = TENANTS[i % 2]
-        assert (
-            post_document(
-                pipeline,
-                {
-                    "tenant": tenant,
-                    "document_id": f"d{i}",
-                    "version": 2,
-                    "text": f"Second draft {i}, revised.",
-                },
-            ).status_code
-            == 202
-        )
+        post(i, {"version": 2, "text": f"Second draft {i}, revised."})
     for i in range(1, 24, 4):
-        tenant = TENANTS[i % 2]
-        assert (
-            post_document(
-                pipeline, {"tenant": tenant, "document_id": f"d{i}", "version": 3, "op": "delete"}
-            ).status_code
-            == 202
-        )
+        post(i, {"version": 3, "op": "delete"})
     _drained(pipeline)
     before = _index_contents(pipeline)
     assert len(before) > 24
