@@ -97,6 +97,16 @@ class Edge:
     weight: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GraphCompaction:
+    """What one compaction of a tenant's graph removed."""
+
+    tenant: str
+    support: int  # chunk support rows of documents that are deleted or unknown
+    relations: int  # relations of such documents, or with an endpoint the document no longer supports
+    entities: int  # entities no chunk supports any more
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

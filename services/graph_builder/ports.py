@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from schemas import ChunkMention
-from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord
+from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord, GraphCompaction
 
 
 class EntityRecognizer(Protocol):
@@ -48,4 +48,17 @@ class GraphStore(Protocol):
         self, *, tenant: str, entity_ids: Sequence[str], limit: int, min_weight: float = 0.0
     ) -> list[Edge]:
         """Relations of the top-`limit` neighbours (by summed weight ≥ `min_weight`) of each entity."""
+        ...
+
+
+class GraphMaintenance(Protocol):
+    """Housekeeping of a graph store, run apart from the graph stage's writes."""
+
+    def tenants(self) -> list[str]:
+        """Every tenant with entities, support or relations, sorted."""
+        ...
+
+    def compact(self, *, tenant: str) -> GraphCompaction:
+        """Remove the tenant's support and relations of deleted documents and entities left without
+        support, safely beside concurrent writers; a second run removes nothing."""
         ...

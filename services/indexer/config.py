@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -28,3 +29,23 @@ class IndexerSettings(BaseSettings):
         if self.engine == "qdrant" and not self.qdrant_url:
             raise ValueError("engine=qdrant needs qdrant_url")
         return self
+
+
+class CompactionSettings(BaseSettings):
+    """Index compaction (env prefix `HEADWATER_INDEXER_`), run by the process that owns the index writes."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_INDEXER_", frozen=True)
+
+    compact_retention_s: float = Field(
+        default=24 * 3600, ge=0, description="hard-delete chunks soft-deleted longer ago than this"
+    )
+    compact_interval_s: float = Field(
+        default=3600, ge=0, description="seconds between compactions in a running process; 0: never"
+    )
+    compact_first_delay_s: float = Field(
+        default=60, ge=0, description="wait after start before the first run, so restarts never starve it"
+    )
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(seconds=self.compact_retention_s)

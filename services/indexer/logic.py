@@ -6,9 +6,10 @@ transaction to lose in a crash. The fence of a document is the highest `doc_vers
 `deleted_by_version` among its points, live or soft-deleted; a delete always leaves a vectorless
 tombstone point (so does an upsert with no chunks) so the fence survives even when no chunk does.
 
-Known limit: compaction hard-deletes soft-deleted points. If it removed every point of a deleted document,
-the fence would be gone and a replay of an older upsert would resurrect the document. The compaction job
-must keep each document's tombstone (the newest deleted marker) and may drop only superseded chunks.
+Compaction (`compaction`) hard-deletes soft-deleted points. If it removed every point of a deleted document,
+the fence would be gone and a replay of an older upsert would resurrect the document, so it keeps each
+document's tombstone (the newest deleted marker) and drops only chunks: a superseded chunk's
+`deleted_by_version` is the `doc_version` of the live chunks that replaced it, or a tombstone's version.
 """
 
 from __future__ import annotations

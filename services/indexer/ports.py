@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from schemas import DateRangeFilter, MatchFilter, RangeFilter, SparseVector
@@ -57,6 +58,15 @@ class IndexFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedScope:
+    """Soft-deleted points of every tenant: those whose `deleted_at` is before `before` (every one when
+    None), except points whose `chunk_id` is in `keep_chunk_ids` (the tombstones that fence versions)."""
+
+    before: datetime | None = None
+    keep_chunk_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class IndexHit:
     """A point read back: its score (0 for listings), payload and, when asked for, its vectors."""
 
@@ -97,6 +107,14 @@ class VectorIndex(Protocol):
     def delete_points(self, collection: str, ids: list[str]) -> None:
         """Hard-delete points (compaction only; the pipeline soft-deletes)."""
 
+    def count_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Exact number of soft-deleted points in `scope`."""
+
+    def purge_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Hard-delete the soft-deleted points in `scope` in one engine operation that checks the condition
+        as it applies, so a point written live meanwhile stays; returns how many matched (exact where this
+        adapter serialises the engine's writes, else counted just before: an upper bound)."""
+
     def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
         """Index `metadata.<key>` as `kind` (idempotent): filters on it read the index, not each payload."""
 
@@ -121,6 +139,14 @@ class VectorIndex(Protocol):
 
     def document_points(self, collection: str, tenant: str, document_id: str) -> list[IndexHit]:
         """Every point of a document, live or soft-deleted, payload only."""
+
+    def size(self, collection: str) -> int:
+        """Exact number of points of every tenant and state."""
+
+    def scan(self, collection: str, *, after: str | None, limit: int) -> tuple[list[IndexHit], str | None]:
+        """Up to `limit` points of every tenant and state, with vectors, ordered by id from `after`
+        (inclusive; None: the start), and the id to continue from (None: the end). For whole-collection
+        copies such as a model migration's backfill."""
 
     def flush(self) -> None:
         """Make every write so far survive power loss, not only a process crash (once per batch)."""

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from services.graph_builder import canonical
-from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord
+from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord, GraphCompaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,26 @@ class MemoryGraphStore:
         """Stored version of a document, tombstones included (a test helper)."""
         doc = self._docs.get(tenant, {}).get(document_id)
         return doc.version if doc else None
+
+    def tenants(self) -> list[str]:
+        """Every tenant with entities, support or relations, sorted."""
+        with self._lock:
+            docs = {
+                t
+                for t, ds in self._docs.items()
+                if any(d.graph.support or d.graph.relations for d in ds.values())
+            }
+            return sorted(docs | {t for t, es in self._entities.items() if es})
+
+    def compact(self, *, tenant: str) -> GraphCompaction:
+        """Support and relations live inside each document's graph here, and a tombstone's graph is empty,
+        so nothing can dangle; only unsupported entities could remain, and every write prunes those."""
+        with self._lock:
+            before = len(self._entities.get(tenant, {}))
+            self._prune(tenant)
+            return GraphCompaction(
+                tenant=tenant, support=0, relations=0, entities=before - len(self._entities[tenant])
+            )
 
     def entity(self, *, tenant: str, entity_id: str) -> EntityRecord | None:
         found = self.entities(tenant=tenant, entity_ids=[entity_id])

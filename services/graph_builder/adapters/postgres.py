@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 
 from services.graph_builder import canonical
-from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord
+from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord, GraphCompaction
 from services.graph_builder.errors import GraphStoreError
 
 # Writers lock the buckets of the entities they touch, so one cannot prune an entity another is adding.
@@ -83,6 +83,34 @@ WHERE tenant = %s AND entity_id = ANY(%s)
 GROUP BY document_id, chunk_id
 ORDER BY count(*) DESC, sum(mentions) DESC, document_id, chunk_id
 LIMIT %s
+"""
+
+# Compaction, in this order inside one transaction. Support of a document that is deleted (or has no
+# fence row at all) goes first; then only live documents have support, so a relation whose endpoint lacks
+# support in its own document (its evidence) is dangling, deleted documents' relations included; last,
+# entities no chunk supports.
+_COMPACT_SUPPORT = """
+DELETE FROM graph_support AS s
+WHERE s.tenant = %(tenant)s AND NOT EXISTS (
+    SELECT 1 FROM graph_documents AS d
+    WHERE d.tenant = s.tenant AND d.document_id = s.document_id AND NOT d.deleted)
+"""
+_COMPACT_RELATIONS = """
+DELETE FROM graph_relations AS r
+WHERE r.tenant = %(tenant)s AND (
+    NOT EXISTS (SELECT 1 FROM graph_support AS s
+                WHERE s.tenant = r.tenant AND s.document_id = r.document_id AND s.entity_id = r.src)
+    OR NOT EXISTS (SELECT 1 FROM graph_support AS s
+                   WHERE s.tenant = r.tenant AND s.document_id = r.document_id AND s.entity_id = r.dst))
+"""
+_COMPACT_ENTITIES = """
+DELETE FROM graph_entities AS e
+WHERE e.tenant = %(tenant)s
+  AND NOT EXISTS (SELECT 1 FROM graph_support AS s WHERE s.tenant = e.tenant AND s.entity_id = e.entity_id)
+"""
+_TENANTS = """
+SELECT tenant FROM graph_entities UNION SELECT tenant FROM graph_support
+UNION SELECT tenant FROM graph_relations ORDER BY 1
 """
 
 
@@ -162,6 +190,34 @@ class PostgresGraphStore:
                 (tenant,),
             )
             return cur.rowcount
+
+    def tenants(self) -> list[str]:
+        """Every tenant with entities, support or relations, sorted."""
+        with _translated():
+            return [r[0] for r in self._conn.execute(_TENANTS).fetchall()]
+
+    def compact(self, *, tenant: str) -> GraphCompaction:
+        """Remove support and relations of deleted documents, dangling relations and unsupported entities.
+
+        Safe beside the graph stage: a writer locks the fence row of its document, then the lock buckets
+        of every entity it touches (ascending), and only then changes support, relations or entities.
+        Compaction takes all of the tenant's buckets (ascending) first, so it waits for writers that are
+        inside and writers arriving later wait for it; each statement then reads committed state only
+        (READ COMMITTED takes a snapshot per statement, after the locks). A writer that has moved its
+        fence row but waits for its buckets has not touched its support yet, and replaces all of it once
+        it runs, so whatever compaction removed of that document's old rows was due to go anyway. Nor can
+        the two deadlock: compaction never locks fence rows, and a writer waits for compaction only while
+        taking its buckets, before it has changed a row. An entity compaction removed and a writer needs
+        again is inserted by the writer's own upsert, with its support, in one transaction. The tenant's
+        graph writes wait while compaction runs (three indexed anti-joins over the tenant's rows).
+        """
+        params = {"tenant": tenant}
+        with _translated(), self._conn.transaction():
+            self._lock_buckets(tenant, range(_LOCK_BUCKETS))
+            support = self._conn.execute(_COMPACT_SUPPORT, params).rowcount
+            relations = self._conn.execute(_COMPACT_RELATIONS, params).rowcount
+            entities = self._conn.execute(_COMPACT_ENTITIES, params).rowcount
+        return GraphCompaction(tenant=tenant, support=support, relations=relations, entities=entities)
 
     def _write(
         self, *, tenant: str, document_id: str, version: int, graph: DocumentGraph, deleted: bool

@@ -32,7 +32,12 @@ import qdrant_edge as qe
 
 from schemas import SparseVector
 from services.indexer.adapters._common import DOCUMENT_PAGE, check_metadata_key, check_name, metadata_key
-from services.indexer.adapters.edge_filters import BOOL_SHADOW, build_filter, with_bool_shadow
+from services.indexer.adapters.edge_filters import (
+    BOOL_SHADOW,
+    build_deleted_filter,
+    build_filter,
+    with_bool_shadow,
+)
 from services.indexer.errors import CollectionNotFound, IndexConfigError, IndexerError, IndexUnavailable
 from services.indexer.ports import (
     DENSE,
@@ -40,6 +45,7 @@ from services.indexer.ports import (
     INTEGER_FIELDS,
     SPARSE,
     CollectionSpec,
+    DeletedScope,
     IndexFilter,
     IndexHit,
     IndexPoint,
@@ -178,6 +184,23 @@ class EdgeIndex:
         if ids:
             self._write(collection, qe.UpdateOperation.delete_points(list(ids)))
 
+    def count_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Exact number of soft-deleted points in scope."""
+        shard = self._shard(collection)
+        with _translated():
+            return int(shard.count(qe.CountRequest(exact=True, filter=build_deleted_filter(scope))))
+
+    def purge_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Hard-delete by filter; the count is exact because every write to the shard takes this lock."""
+        with self._lock, _translated():
+            found = self.count_deleted(collection, scope)
+            if found:
+                shard = self._shard(collection)
+                shard.update(qe.UpdateOperation.delete_points_by_filter(build_deleted_filter(scope)))
+                if self._flush:
+                    shard.flush()
+            return found
+
     def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
         """Index `metadata.<key>` (a boolean: its 0/1 shadow, which filters read). Without an index, a
         filter on the key deserialises each candidate's whole payload: about ten times slower at 100k
@@ -233,6 +256,21 @@ class EdgeIndex:
         """Every point of a document, live or soft-deleted."""
         scope = IndexFilter(tenant=tenant, document_ids=[document_id], include_deleted=True)
         return list(self._scroll(collection, scope, limit=None, with_vectors=False))
+
+    def size(self, collection: str) -> int:
+        shard = self._shard(collection)
+        with _translated():
+            return int(shard.count(qe.CountRequest(exact=True)))
+
+    def scan(self, collection: str, *, after: str | None, limit: int) -> tuple[list[IndexHit], str | None]:
+        """Every point from `after` on, ordered by id, with vectors; and where the next page starts."""
+        shard = self._shard(collection)
+        request = qe.ScrollRequest(
+            offset=after, limit=limit, filter=None, with_payload=True, with_vector=True
+        )
+        with _translated():
+            records, offset = shard.scroll(request)
+        return [_hit(r, True) for r in records], (str(offset) if offset is not None else None)
 
     def flush(self) -> None:
         """Fsync every open shard, e.g. once per batch before committing offsets, to survive power loss."""

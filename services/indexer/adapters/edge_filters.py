@@ -12,7 +12,7 @@ import qdrant_edge as qe
 
 from schemas import MatchFilter
 from services.indexer.adapters._common import metadata_key, utc_iso
-from services.indexer.ports import LIVE, IndexFilter, Payload
+from services.indexer.ports import DELETED, LIVE, DeletedScope, IndexFilter, Payload
 
 BOOL_SHADOW = "_metadata_bool"
 
@@ -62,6 +62,18 @@ def build_filter(f: IndexFilter) -> qe.Filter | None:
         bounds = {"gte": utc_iso(d.gte), "gt": utc_iso(d.gt), "lte": utc_iso(d.lte), "lt": utc_iso(d.lt)}
         must.append(qe.FieldCondition(metadata_key(d.key), range=qe.RangeDateTime(**bounds)))
     return qe.Filter(must=must)
+
+
+def build_deleted_filter(scope: DeletedScope) -> qe.Filter:
+    """Soft-deleted points across tenants, deleted before the scope's moment, minus the kept chunk ids."""
+    must: list[Any] = [qe.FieldCondition("state", match=qe.MatchValue(DELETED))]
+    if scope.before is not None:
+        # `deleted_at` is an ISO 8601 string; the datetime range parses it, offset and fraction included.
+        must.append(qe.FieldCondition("deleted_at", range=qe.RangeDateTime(lt=utc_iso(scope.before))))
+    must_not: list[Any] = []
+    if scope.keep_chunk_ids:
+        must_not.append(qe.FieldCondition("chunk_id", match=qe.MatchAny(list(scope.keep_chunk_ids))))
+    return qe.Filter(must=must, must_not=must_not)
 
 
 def _match(m: MatchFilter) -> Any:

@@ -12,9 +12,11 @@ from schemas import DateRangeFilter, MatchFilter, RangeFilter, SparseVector
 from services.indexer.adapters._common import as_utc, check_metadata_key, check_name
 from services.indexer.errors import CollectionNotFound, IndexConfigError
 from services.indexer.ports import (
+    DELETED,
     DENSE,
     LIVE,
     CollectionSpec,
+    DeletedScope,
     IndexFilter,
     IndexHit,
     IndexPoint,
@@ -98,6 +100,20 @@ class InMemoryIndex:
             for pid in ids:
                 store.pop(pid, None)
 
+    def count_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Number of soft-deleted points in scope."""
+        with self._lock:
+            return sum(1 for p in self._store(collection).values() if in_deleted_scope(p, scope))
+
+    def purge_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Remove the soft-deleted points in scope, under the lock every write takes."""
+        with self._lock:
+            store = self._store(collection)
+            doomed = [pid for pid, p in store.items() if in_deleted_scope(p, scope)]
+            for pid in doomed:
+                del store[pid]
+            return len(doomed)
+
     def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
         """Record the index: filters here scan in Python either way, with the same results."""
         check_metadata_key(key)
@@ -159,6 +175,21 @@ class InMemoryIndex:
         scope = IndexFilter(tenant=tenant, document_ids=[document_id], include_deleted=True)
         return self.scroll(collection, filter=scope, limit=1_000_000)
 
+    def size(self, collection: str) -> int:
+        with self._lock:
+            return len(self._store(collection))
+
+    def scan(self, collection: str, *, after: str | None, limit: int) -> tuple[list[IndexHit], str | None]:
+        """Every point from `after` on, ordered by id, with vectors; and where the next page starts."""
+        with self._lock:
+            ordered = sorted(p for p in self._store(collection) if after is None or p >= after)
+            page, rest = ordered[:limit], ordered[limit:]
+            hits = [
+                IndexHit(p.id, 0.0, copy.deepcopy(p.payload), p.dense, p.sparse)
+                for p in (self._store(collection)[i] for i in page)
+            ]
+            return hits, (rest[0] if rest else None)
+
     def flush(self) -> None:
         """Nothing to do: every write is already applied when it returns."""
 
@@ -192,6 +223,18 @@ def matches(point: IndexPoint, f: IndexFilter) -> bool:
         and all(_in_range(metadata.get(r.key), r) for r in f.range)
         and all(_in_dates(metadata.get(d.key), d) for d in f.date_range)
     )
+
+
+def in_deleted_scope(point: IndexPoint, scope: DeletedScope) -> bool:
+    """Qdrant's semantics for a `DeletedScope`: a missing or unparsable `deleted_at` matches no bound."""
+    payload = point.payload
+    if payload.get("state") != DELETED or payload.get("chunk_id") in scope.keep_chunk_ids:
+        return False
+    if scope.before is None:
+        return True
+    deleted_at = _parse_moment(payload.get("deleted_at"))
+    before = as_utc(scope.before)
+    return deleted_at is not None and before is not None and deleted_at < before
 
 
 def _values(v: object) -> list[object]:

@@ -16,7 +16,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from schemas import SparseVector
 from services.indexer.adapters._common import DOCUMENT_PAGE, check_metadata_key, check_name, metadata_key
-from services.indexer.adapters.qdrant_filters import build_filter
+from services.indexer.adapters.qdrant_filters import build_deleted_filter, build_filter
 from services.indexer.errors import CollectionNotFound, IndexConfigError, IndexerError, IndexUnavailable
 from services.indexer.ports import (
     DENSE,
@@ -24,6 +24,7 @@ from services.indexer.ports import (
     INTEGER_FIELDS,
     SPARSE,
     CollectionSpec,
+    DeletedScope,
     IndexFilter,
     IndexHit,
     IndexPoint,
@@ -160,6 +161,21 @@ class QdrantIndex:
                     collection, points_selector=models.PointIdsList(points=list(ids)), wait=True
                 )
 
+    def count_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Exact number of soft-deleted points in scope."""
+        with _translated(collection):
+            return self._client.count(collection, count_filter=build_deleted_filter(scope), exact=True).count
+
+    def purge_deleted(self, collection: str, scope: DeletedScope) -> int:
+        """Hard-delete by filter: Qdrant evaluates the filter when it applies the delete, in the shard's
+        update order, so a point written live before then stays. The count is taken just before."""
+        found = self.count_deleted(collection, scope)
+        if found:
+            selector = models.FilterSelector(filter=build_deleted_filter(scope))
+            with _translated(collection):
+                self._client.delete(collection, points_selector=selector, wait=True)
+        return found
+
     def index_metadata(self, collection: str, key: str, kind: MetadataIndexKind) -> None:
         """Create (or replace) the payload index on `metadata.<key>`; the server answers filters from it."""
         check_metadata_key(key)
@@ -216,6 +232,18 @@ class QdrantIndex:
         """Every point of a document, live or soft-deleted."""
         scope = IndexFilter(tenant=tenant, document_ids=[document_id], include_deleted=True)
         return list(self._scroll(collection, scope, limit=None, with_vectors=False))
+
+    def size(self, collection: str) -> int:
+        with _translated(collection):
+            return self._client.count(collection, exact=True).count
+
+    def scan(self, collection: str, *, after: str | None, limit: int) -> tuple[list[IndexHit], str | None]:
+        """Every point from `after` on, ordered by id, with vectors; and where the next page starts."""
+        with _translated(collection):
+            records, offset = self._client.scroll(
+                collection, limit=limit, offset=after, with_payload=True, with_vectors=True
+            )
+        return [_hit(r, True) for r in records], (str(offset) if offset is not None else None)
 
     def flush(self) -> None:
         """Nothing to do: every write is already applied when it returns."""

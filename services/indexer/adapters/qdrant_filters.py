@@ -8,7 +8,7 @@ from qdrant_client import models
 
 from schemas import MatchFilter
 from services.indexer.adapters._common import as_utc, metadata_key
-from services.indexer.ports import LIVE, IndexFilter
+from services.indexer.ports import DELETED, LIVE, DeletedScope, IndexFilter
 
 
 def build_filter(f: IndexFilter) -> models.Filter | None:
@@ -46,6 +46,20 @@ def build_filter(f: IndexFilter) -> models.Filter | None:
         bounds = models.DatetimeRange(gte=as_utc(d.gte), gt=as_utc(d.gt), lte=as_utc(d.lte), lt=as_utc(d.lt))
         must.append(models.FieldCondition(key=metadata_key(d.key), range=bounds))
     return models.Filter(must=must)
+
+
+def build_deleted_filter(scope: DeletedScope) -> models.Filter:
+    """Soft-deleted points across tenants, deleted before the scope's moment, minus the kept chunk ids."""
+    must: list[Any] = [models.FieldCondition(key="state", match=models.MatchValue(value=DELETED))]
+    if scope.before is not None:
+        # `deleted_at` is an ISO 8601 string; the datetime range parses it, offset and fraction included.
+        bounds = models.DatetimeRange(lt=as_utc(scope.before))
+        must.append(models.FieldCondition(key="deleted_at", range=bounds))
+    must_not: list[Any] = []
+    if scope.keep_chunk_ids:
+        kept = models.MatchAny(any=list(scope.keep_chunk_ids))
+        must_not.append(models.FieldCondition(key="chunk_id", match=kept))
+    return models.Filter(must=must, must_not=must_not or None)
 
 
 def _match(m: MatchFilter) -> Any:

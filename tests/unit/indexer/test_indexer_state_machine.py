@@ -1,7 +1,8 @@
 """Model-based test of the indexer (row 33 of the test plan): random creates, updates, deletes, primary-key
-changes, duplicates, out-of-order deliveries, full replays and crashes between a write's two halves, against
-a dict of each document's newest version. After every step the index's live chunks equal the model's, with
-no chunk twice. On Qdrant-edge the machine also closes and reopens the index (a process restart).
+changes, duplicates, out-of-order deliveries, full replays, crashes between a write's two halves and
+compactions, against a dict of each document's newest version. After every step the index's live chunks
+equal the model's, with no chunk twice. On Qdrant-edge the machine also closes and reopens the index (a
+process restart).
 
 Examples scale with the Hypothesis profile (tests/conftest.py): ci 50 in memory and 10 on edge runs of up
 to 25 steps; `HYPOTHESIS_PROFILE=thorough` 1,000 and 100.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from schemas import ChangeOp, ChunksEnriched
 from services.indexer.adapters.edge import EdgeIndex
 from services.indexer.adapters.memory import InMemoryIndex
+from services.indexer.compaction import compact
 from services.indexer.logic import plan_write
 from services.indexer.ports import CollectionSpec, IndexFilter, VectorIndex
 from services.indexer.service import index_event
@@ -136,6 +139,12 @@ class IndexerMachine(RuleBasedStateMachine):
         plan = plan_write(event, self.index.document_points(COLLECTION, *key), NOW)
         self.index.upsert(COLLECTION, plan.upserts)
         self.deliver(event)
+
+    @rule()
+    def compact_everything_soft_deleted(self) -> None:
+        """Compaction with no retention: every soft-deleted chunk goes, tombstones stay, and replays that
+        follow must still be fenced by what is left."""
+        compact(index=self.index, collection=COLLECTION, retention=timedelta(0), now=NOW + timedelta(1))
 
     # -- the invariant ---------------------------------------------------------------------------
 
