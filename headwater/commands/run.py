@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from enum import StrEnum
 from typing import Annotated
 
@@ -25,22 +24,26 @@ def run_service(
 ) -> None:
     """Run one service on the Kafka cluster named by HEADWATER_KAFKA_BOOTSTRAP_SERVERS."""
     from headwater.models import offline
+    from headwater.observability import tracing
+    from headwater.observability.logs import configure_logging
     from headwater.runtime.distributed import metrics
     from headwater.runtime.distributed.services import build_service
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format=f"%(asctime)s %(levelname)s {service.value} %(name)s: %(message)s",
+    configure_logging(
+        service=service.value,
+        verbose=verbose,
+        default_format="json",  # a service's output goes to a log collector; HEADWATER_LOG_FORMAT=text
+        text_format=f"%(asctime)s %(levelname)s {service.value} %(name)s: %(message)s",
+        quiet=(
+            "presidio-analyzer",
+            "presidio-anonymizer",
+            "sentence_transformers",
+            "httpx",
+            "aiokafka",
+            "faststream",
+        ),
     )
-    for noisy in (
-        "presidio-analyzer",
-        "presidio-anonymizer",
-        "sentence_transformers",
-        "httpx",
-        "aiokafka",
-        "faststream",
-    ):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    tracing.configure(service.value)  # OTEL_* variables; a no-op when no exporter is configured
     offline()
     process = build_service(service.value)
     metrics.serve_metrics(metrics_port)

@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from headwater import __version__
 from headwater.http import BodySizeLimit, install_problem_handlers
+from headwater.observability import metrics
+from headwater.observability.tracing import FASTAPI_TELEMETRY, TracingMiddleware
 from headwater.runtime.embedded import EmbeddedHeadwater
 from schemas.documents import MAX_DOCUMENT_BYTES
 from services.ingest.errors import IngestError
@@ -32,7 +34,10 @@ def create_app(
     disabled, which only the local and test environments allow.
     """
     app = FastAPI(
-        title="Headwater", version=__version__, description="Intake and hybrid search, embedded runtime."
+        title="Headwater",
+        version=__version__,
+        description="Intake and hybrid search, embedded runtime.",
+        telemetry=FASTAPI_TELEMETRY,
     )
     app.state.intake = runtime.intake
     app.state.query_service = runtime.query
@@ -65,5 +70,10 @@ def create_app(
             return problem(503, "Not ready", stages=alive)  # type: ignore[return-value]
         return {"status": "ready", "stages": alive, "backlog": runtime.journal.backlog()}
 
+    metrics.install_metrics_route(
+        app, before_scrape=lambda: metrics.JOURNAL_BACKLOG.set(runtime.journal.backlog())
+    )
+
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(TracingMiddleware)  # outermost: a request's span covers everything it does
     return app

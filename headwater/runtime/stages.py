@@ -8,6 +8,7 @@ caused it and the rest flow on.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import queue
 import threading
@@ -16,8 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.context import Context
 from pydantic import BaseModel
 
+from headwater.observability import tracing
+from headwater.observability.metrics import StageMeter
 from headwater.runtime.batches import RetryPolicy, run_batch
 from schemas import DeadLetter
 
@@ -28,10 +32,12 @@ Process = Callable[[list[Any]], Sequence[Any]]
 
 @dataclass(frozen=True)
 class Envelope:
-    """A message in flight plus the journal position it came from (completed at the last stage)."""
+    """A message in flight plus the journal position it came from (completed at the last stage), and
+    the trace it belongs to (the previous stage's span of it; None: the next stage starts a trace)."""
 
     seq: int
     message: Any
+    trace: Context | None = None
 
 
 @dataclass
@@ -60,7 +66,8 @@ class StageWorker(threading.Thread):
         super().__init__(name=f"stage-{name}", daemon=True)
         self.stage = name
         self.inbox = inbox
-        self._process = process
+        self.metrics = StageMeter(name)
+        self._process = self.metrics.counting_failures(process, transient)
         self._emit = emit
         self._dead_letter = dead_letter
         self._batch_size = batch_size
@@ -75,6 +82,8 @@ class StageWorker(threading.Thread):
             if not batch:
                 continue
             self.in_flight = len(batch)
+            self.metrics.received(len(batch))
+            before = dataclasses.replace(self.stats)
             started = time.perf_counter()
             try:
                 self._handle(batch)
@@ -83,6 +92,17 @@ class StageWorker(threading.Thread):
             finally:
                 self.stats.busy_seconds += time.perf_counter() - started
                 self.in_flight = 0
+                self._count(before, seconds=time.perf_counter() - started)
+
+    def _count(self, before: StageStats, *, seconds: float) -> None:
+        """The batch's share of `stats`, as metrics (the embedded runtime never rewinds a batch)."""
+        self.metrics.retried(self.stats.retries - before.retries)
+        self.metrics.completed(
+            self.stats.processed - before.processed,
+            dead_lettered=self.stats.dead_lettered - before.dead_lettered,
+        )
+        self.metrics.batch_done(seconds)
+        self.metrics.idle()
 
     def _take(self) -> list[Envelope]:
         try:
@@ -98,18 +118,31 @@ class StageWorker(threading.Thread):
         return batch
 
     def _handle(self, batch: list[Envelope]) -> None:
-        outcome = run_batch(
-            [e.message for e in batch],
-            self._process,
-            policy=self._policy,
-            isolate_transient=True,
-            stopping=self._halt.is_set,
+        spans = tracing.StageSpans.open(
+            self.stage,
+            {i: e.trace for i, e in enumerate(batch)},
+            attributes={i: tracing.document_attributes(e.message) for i, e in enumerate(batch)},
         )
-        self.stats.retries += outcome.retries
-        for position, error in sorted(outcome.failures.items()):
-            self.stats.dead_lettered += 1
-            self._dead_letter(self.stage, batch[position], error, self._policy.max_attempts)
-        survivors = [Envelope(batch[i].seq, result) for i, result in sorted(outcome.results.items())]
+        try:
+            outcome = run_batch(
+                [e.message for e in batch],
+                self._process,
+                policy=self._policy,
+                isolate_transient=True,
+                stopping=self._halt.is_set,
+            )
+            self.stats.retries += outcome.retries
+            for position, error in sorted(outcome.failures.items()):
+                spans.failed(position, error)
+                self.stats.dead_lettered += 1
+                self._dead_letter(self.stage, batch[position], error, self._policy.max_attempts)
+            # The next stage's spans of these messages are children of this stage's.
+            survivors = [
+                Envelope(batch[i].seq, result, spans.context(i))
+                for i, result in sorted(outcome.results.items())
+            ]
+        finally:
+            spans.close()  # before handing on: a full queue downstream is not this stage's time
         self.stats.processed += len(survivors)
         if survivors:
             self._emit(survivors)

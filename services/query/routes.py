@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from headwater.http import problem
+from headwater.observability import metrics
 from schemas import SearchPage, SearchRequest
 from services.query.access import AccessControl, Caller, parse_token, scope_request
 from services.query.config import AccessSettings
@@ -67,7 +69,18 @@ def search(body: SearchRequest, service: QueryServiceDep, caller: CallerDep) -> 
     except AccessError as exc:
         log_refusal(status=exc.status, reason=str(exc), key_id=caller.key_id if caller else None)
         raise
-    page = service.search(request)
+    started, ok = time.perf_counter(), False
+    try:
+        page = service.search(request)
+        ok = True
+    finally:
+        metrics.observe_query(
+            mode=request.mode.value,
+            graph=request.graph,
+            rerank=request.rerank,
+            ok=ok,
+            seconds=time.perf_counter() - started,
+        )
     log_search(caller=caller, request=request, page=page)
     return page
 

@@ -386,3 +386,41 @@ def test_connect_runs_the_local_stacks_debezium_and_can_resolve_the_connector_se
         for name in re.findall(r"\$\{env:([A-Za-z_]\w*)\}", json.dumps(file.template)):
             assert allowed.fullmatch(name), f"{file.name}: the worker may not read {name}"
             assert name in env, f"{file.name}: the connect service does not set {name}"
+
+
+def _otel_variables() -> set[str]:
+    """The variables the OpenTelemetry API and SDK (its OTLP exporter included) read, by their own lists."""
+    import opentelemetry.environment_variables as api_variables
+    import opentelemetry.sdk.environment_variables as sdk_variables
+
+    return {
+        getattr(module, name)
+        for module in (api_variables, sdk_variables)
+        for name in dir(module)
+        if name.startswith("OTEL_")
+    }
+
+
+@pytest.mark.parametrize("name", PROJECT_SERVICES)
+def test_every_otel_variable_is_one_the_sdk_reads(name: str) -> None:
+    known = _otel_variables()
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in known  # the lists were found
+    unknown = sorted(
+        key for key in _environment(SERVICES[name]) if key.startswith("OTEL_") and key not in known
+    )
+    assert not unknown, f"{name} sets OpenTelemetry variables the SDK does not read: {unknown}"
+
+
+def test_every_run_service_sends_its_spans_to_the_collector(service_env: Any) -> None:
+    from opentelemetry.sdk.trace import TracerProvider, sampling
+
+    runs = [name for name in PROJECT_SERVICES if _argv(SERVICES[name])[1] == "run"]
+    assert runs
+    for name in runs:
+        env = service_env(name)
+        endpoint = urlparse(env.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+        assert endpoint.hostname in _hostnames(), f"{name} exports traces to no compose service"
+        collector = SERVICES[str(endpoint.hostname)]
+        assert _image_name(collector).endswith("jaeger") and endpoint.port == 4318  # its OTLP/HTTP port
+        # Parent-based: a hop keeps the decision its document's first span made, so traces stay whole.
+        assert isinstance(TracerProvider().sampler, sampling.ParentBased), name

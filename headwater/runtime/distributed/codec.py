@@ -16,7 +16,8 @@ from schemas.common import partition_key
 ACCEPTED_AT = "headwater-accepted-at"  # epoch ms at which intake acknowledged the change
 STAGE = "headwater-stage"
 ERROR_TYPE = "headwater-error-type"
-# Headers the pipeline hands on from a record to the records derived from it.
+# Headers the pipeline hands on from a record to the records derived from it. The trace context
+# (`traceparent`, `tracestate`) is not copied but replaced: each stage writes its own span of the record.
 PROPAGATED = (ACCEPTED_AT,)
 
 

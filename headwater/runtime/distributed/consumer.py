@@ -32,8 +32,10 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from headwater.config import KafkaSettings
+from headwater.observability import tracing
+from headwater.observability.metrics import StageMeter, observe_consumer_lag
 from headwater.runtime.batches import BatchOutcome, Handler, RetryPolicy, run_batch
-from headwater.runtime.distributed import codec, metrics
+from headwater.runtime.distributed import codec
 from schemas import DeadLetter
 from schemas.topics import PIPELINE, STAGES, Topic, dead_letter_topic
 
@@ -91,17 +93,24 @@ class StageConsumer:
     policy: RetryPolicy
     after_batch: Any = None  # callable(results) run after the commit; the index node uses it for freshness
     io: StageIO | None = None  # default: the stage's pipeline topics and contract
+    group: str | None = None  # default: the stage's consumer group
     _rewinds: dict[tuple[str, int, int], int] = field(default_factory=dict)
     _stopping: bool = False
+    _meter: StageMeter = field(init=False, repr=False, compare=False)
+    # The handler, counting the messages of its failed attempts (both set by `register`).
+    _counted: Handler = field(init=False, repr=False, compare=False)
 
-    def register(self, broker: KafkaBroker) -> None:
+    def register(self, broker: KafkaBroker) -> Any:
+        """Attach to `broker`; returns the subscriber (start it yourself if the broker already runs)."""
         self._broker = broker
+        self._meter = StageMeter(self.stage)
+        self._counted = self._meter.counting_failures(self.handler, self.policy.transient)
         if self.io is None:
             self.io = pipeline_io(self.stage, self.kafka)
         subscriber = broker.subscriber(
             *(() if self.io.pattern else self.io.topics),
             pattern=self.io.pattern,
-            group_id=self.kafka.group(self.stage),
+            group_id=self.group or self.kafka.group(self.stage),
             batch=True,
             max_records=self.kafka.max_batch,
             batch_timeout_ms=self.kafka.batch_timeout_ms,
@@ -113,6 +122,7 @@ class StageConsumer:
             decoder=_raw_records,
         )
         subscriber(self.on_batch)
+        return subscriber
 
     def stop(self) -> None:
         self._stopping = True
@@ -120,23 +130,30 @@ class StageConsumer:
     async def on_batch(self, records: Any, message: KafkaMessage) -> None:
         started = time.perf_counter()
         batch: list[ConsumerRecord[bytes, bytes]] = list(records)
-        metrics.IN_FLIGHT.labels(self.stage).set(len(batch))
+        self._meter.received(len(batch))
+        done = False
+        spans = tracing.kafka_spans(self.stage, batch)  # a span per record, in the record's trace
         try:
-            done = await self._handle(batch, message)
-        except Exception:
+            done = await self._handle(batch, message, spans)
+        except Exception as exc:
+            spans.failed_all(exc)
             # Never let an error escape to FastStream: with manual acks it would fetch on, and the next
             # commit would skip this batch. Rewind it and pause instead (e.g. the broker timed out a send).
             logger.exception("stage %s: batch failed outside the handler; rewinding", self.stage)
-            metrics.PAUSES.labels(self.stage).inc()
+            self._meter.paused("error")
             await message.nack()
+            self._meter.rewound(len(batch))
             await asyncio.sleep(self.kafka.pause_s)
-            done = False
         finally:
-            metrics.IN_FLIGHT.labels(self.stage).set(0)
+            spans.close()
+            self._meter.idle()
+            observe_consumer_lag(self.stage, getattr(message, "consumer", None), batch, committed=done)
         if done:
-            metrics.BATCH_SECONDS.labels(self.stage).observe(time.perf_counter() - started)
+            self._meter.batch_done(time.perf_counter() - started)
 
-    async def _handle(self, batch: list[ConsumerRecord[bytes, bytes]], message: KafkaMessage) -> bool:
+    async def _handle(
+        self, batch: list[ConsumerRecord[bytes, bytes]], message: KafkaMessage, spans: tracing.StageSpans
+    ) -> bool:
         assert self.io is not None, "register() first"
         decoded: list[_Decoded] = []
         letters: list[DeadLetter] = []
@@ -151,12 +168,12 @@ class StageConsumer:
         outcome = await asyncio.to_thread(
             run_batch,
             [d.message for d in decoded],
-            self.handler,
+            self._counted,
             policy=self.policy,
             isolate_transient=rounds + 1 >= self.kafka.max_redeliveries,
             stopping=lambda: self._stopping,
         )
-        metrics.RETRIES.labels(self.stage).inc(outcome.retries)
+        self._meter.retried(outcome.retries)
         if outcome.unavailable is not None:
             assert rewind_key is not None
             if len(self._rewinds) > 1024:  # keys of batches a rebalance took away; never complete here
@@ -169,8 +186,10 @@ class StageConsumer:
                 type(outcome.unavailable).__name__,
                 pause,
             )
-            metrics.PAUSES.labels(self.stage).inc()
+            self._meter.paused("downstream_unavailable")
+            spans.failed_all(outcome.unavailable)
             await message.nack()  # rewinds every partition of the batch to its first record
+            self._meter.rewound(len(batch))
             await asyncio.sleep(pause)
             return False
         if rewind_key:
@@ -180,39 +199,50 @@ class StageConsumer:
             self._letter(decoded[i].record, error, attempts=self.policy.max_attempts)
             for i, error in sorted(outcome.failures.items())
         )
-        await self._publish(decoded, outcome, letters)
+        await self._publish(decoded, outcome, letters, spans)
         try:
             await message.ack()
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance took the partitions away: whoever owns them now redelivers this batch.
             logger.warning("stage %s: commit failed (%s); the batch will be redelivered", self.stage, exc)
+            self._meter.rewound(len(batch))
             return False
         logger.debug(
             "stage %s committed %s",
             self.stage,
             ", ".join(f"{r.partition}:{r.offset}:{r.key!r}" for r in (d.record for d in decoded)),
         )
-        metrics.RECORDS.labels(self.stage, "processed").inc(len(outcome.results))
-        metrics.RECORDS.labels(self.stage, "dead_lettered").inc(len(letters))
+        self._meter.completed(len(outcome.results), dead_lettered=len(letters))
         if self.after_batch is not None:
-            self.after_batch([decoded[i].record for i in sorted(outcome.results)])
+            try:  # committed already: a failing observer must not rewind the batch
+                self.after_batch([decoded[i].record for i in sorted(outcome.results)])
+            except Exception:
+                logger.exception("stage %s: after_batch failed", self.stage)
         return True
 
     async def _publish(
-        self, decoded: Sequence[_Decoded], outcome: BatchOutcome, letters: list[DeadLetter]
+        self,
+        decoded: Sequence[_Decoded],
+        outcome: BatchOutcome,
+        letters: list[DeadLetter],
+        spans: tracing.StageSpans,
     ) -> None:
         """Send every output and dead letter, then wait for the broker to acknowledge them all."""
         assert self.io is not None
         pending: list[Any] = []
+        events = 0
         if self.io.output is not None:
             for position in sorted(outcome.results):
                 result = outcome.results[position]
                 source = codec.header_dict(decoded[position].record.headers)
                 headers = {h: source[h] for h in codec.PROPAGATED if h in source}
+                # The outputs' parent is this record's span: the document's trace goes on, one hop on.
+                headers |= spans.headers(tracing.record_key(decoded[position].record))
                 # A handler may turn one record into several events (a CDC primary-key change: a delete
                 # and an upsert); they are sent in order, so per-document order holds.
                 for event in result if isinstance(result, list | tuple) else (result,):
                     key, value = codec.encode(event)
+                    events += 1
                     pending.append(
                         await self._broker.publish(
                             value, self.io.output, key=key, headers=headers, no_confirm=True
@@ -221,7 +251,10 @@ class StageConsumer:
         dlq = self.io.dead_letters
         for letter in letters:
             letter_key = letter.key.encode() if letter.key else None
+            source_key = (letter.source_topic, letter.source_partition, letter.source_offset)
+            spans.failed(source_key, letter.error_type)
             letter_headers = {codec.STAGE: self.stage, codec.ERROR_TYPE: letter.error_type}
+            letter_headers |= spans.headers(source_key)  # a dead letter stays in its document's trace
             pending.append(
                 await self._broker.publish(
                     letter.model_dump_json().encode(),
@@ -241,6 +274,7 @@ class StageConsumer:
             )
         if pending:
             await asyncio.gather(*pending)
+        self._meter.emitted(events)
 
     def _letter(
         self, record: ConsumerRecord[bytes, bytes], error: BaseException, *, attempts: int

@@ -50,6 +50,7 @@ class LocalPipeline:
     env: Mapping[str, str] = field(default_factory=dict)
     services: dict[str, ServiceHandle] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # every process serves /metrics
 
     def _environment(self) -> dict[str, str]:
         return {
@@ -72,7 +73,8 @@ class LocalPipeline:
             self.ports.setdefault(name, free_port()) if service in ("ingest", "query", "index-node") else None
         )
         log = (self.home / f"{name}.log").open("ab")
-        command = [sys.executable, "-m", "headwater", "run", service, "--metrics-port", "0", "-v"]
+        metrics_port = str(self.metrics_ports.setdefault(name, free_port()))
+        command = [sys.executable, "-m", "headwater", "run", service, "--metrics-port", metrics_port, "-v"]
         if port is not None:
             command += ["--port", str(port)]
         process = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
@@ -90,6 +92,9 @@ class LocalPipeline:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
 
     def wait_http(self, name: str, *, timeout_s: float = 180.0) -> None:
         """Block until an HTTP service answers /healthz (consumers have no port: only check they live)."""

@@ -8,9 +8,9 @@ import pytest
 
 from schemas import SearchPage, SearchRequest
 from services.query.access import Caller
-from services.query.querylog import LOGGED_QUERY_CHARS, log_refusal, log_search, redact_for_log
+from services.query.querylog import log_refusal, log_search
 
-CANARIES = {
+CANARIES = {  # identifiers a search log must never show, in any form
     "jane.canary+q@example.co.uk": "<EMAIL>",
     "+1 (415) 555-0199": "<NUMBER>",
     "020 7946 0958": "<NUMBER>",
@@ -22,25 +22,6 @@ CANARIES = {
     "192.168.14.7": "<IP>",
     "2001:db8:85a3::8a2e:370:7334": "<IP>",
 }
-
-
-@pytest.mark.parametrize(("value", "mask"), CANARIES.items())
-def test_identifiers_are_masked(value: str, mask: str) -> None:
-    redacted = redact_for_log(f"refund to {value} please")
-
-    assert redacted == f"refund to {mask} please"
-
-
-def test_ordinary_words_and_short_numbers_survive() -> None:
-    text = "top 10 refund policies for 2024 hardware, meeting at 10:30:00, std::vector"
-
-    assert redact_for_log(text) == text
-
-
-def test_the_logged_query_is_one_bounded_line() -> None:
-    redacted = redact_for_log("line one\nline two " + "x" * 1000)
-
-    assert "\n" not in redacted and len(redacted) == LOGGED_QUERY_CHARS + 1 and redacted.endswith("…")
 
 
 def test_a_search_is_logged_with_its_caller_and_outcome_but_never_the_raw_query(
@@ -55,7 +36,10 @@ def test_a_search_is_logged_with_its_caller_and_outcome_but_never_the_raw_query(
         log_refusal(status=401, reason="invalid or revoked API key", key_id="0123456789abcdef")
 
     logged = caplog.text
-    assert "key=0123456789abcdef tenant=acme mode=hybrid hits=0 took_ms=12.3" in logged
+    assert (
+        f"key=0123456789abcdef tenant=acme mode=hybrid hits=0 took_ms=12.3 query_chars={len(query)}" in logged
+    )
+    assert "orders of" not in logged  # not even the words around the identifiers: they may be names
     assert "status=401" in logged
     for value in CANARIES:
         assert value not in logged

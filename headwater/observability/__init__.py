@@ -1,0 +1,1 @@
+"""What operators see of a running Headwater: traces, structured logs and metrics."""
