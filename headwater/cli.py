@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import tempfile
 import time
@@ -18,8 +17,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from headwater.commands.compact import compact_command
 from headwater.commands.connectors import connectors_app
 from headwater.commands.keys import keys_app
+from headwater.commands.migrate import migrate_app
 from headwater.commands.ops import dlq_app, lag, replay
 from headwater.commands.run import run_service
 from headwater.commands.webhooks import webhooks_app
@@ -39,10 +40,12 @@ app.add_typer(stack_app, name="stack")
 app.command(name="run")(run_service)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(keys_app, name="keys")
+app.add_typer(migrate_app, name="migrate")
 app.add_typer(connectors_app, name="connectors")
 app.add_typer(webhooks_app, name="webhooks")
 app.command(name="replay")(replay)
 app.command(name="lag")(lag)
+app.command(name="compact")(compact_command)
 console = Console(stderr=True)
 out = Console()
 
@@ -53,20 +56,24 @@ TenantOpt = Annotated[str, typer.Option("--tenant", help="tenant the documents b
 
 
 def _configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    from headwater.observability.logs import configure_logging
+
+    configure_logging(
+        service="headwater",
+        verbose=verbose,
+        default_format="text",  # HEADWATER_LOG_FORMAT=json for JSON lines
+        quiet=("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", "httpx"),
     )
-    for noisy in ("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 @contextmanager
 def _running(home: Path, **settings_overrides: object) -> Iterator[EmbeddedHeadwater]:
     from headwater.config import HeadwaterSettings
+    from headwater.observability import tracing
     from headwater.runtime.embedded import EmbeddedHeadwater, build
 
     offline()
+    tracing.configure("embedded")  # a no-op unless OTEL_EXPORTER_OTLP_ENDPOINT or HEADWATER_TRACES_FILE
     settings = HeadwaterSettings(home=home, **settings_overrides)  # type: ignore[arg-type]
     with console.status("Loading models and opening the index…"):
         runtime = EmbeddedHeadwater(build(settings))

@@ -83,3 +83,24 @@ class KafkaSettings(BaseSettings):
 
     def group(self, stage: str) -> str:
         return f"{self.group_prefix}.{stage}"
+
+
+class MigrationSettings(BaseSettings):
+    """Embedding-model migrations (env prefix `HEADWATER_MIGRATION_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="HEADWATER_MIGRATION_", frozen=True)
+
+    eval_set: Path | None = Field(
+        default=None, description="JSON list of {tenant, query, relevant}: the cutover gate's queries"
+    )
+    eval_mode: Literal["hybrid", "dense", "sparse"] = Field(
+        default="hybrid", description="the search mode the gate compares (what users get)"
+    )
+    gateway_url: str = Field(default="http://127.0.0.1:8080", description="query gateway `compare` searches")
+    api_key: SecretStr | None = Field(default=None, description="a key of the eval set's tenant")
+    page_size: int = Field(default=128, ge=1, description="embedded runtime: points copied per step")
+    pause_s: float = Field(
+        default=0.0, ge=0, description="pause between backfill steps, to leave the live pipeline room"
+    )
+    poll_s: float = Field(default=1.0, gt=0, description="how often index owners look for new decisions")
+    wait_s: float = Field(default=60.0, ge=0, description="how long the CLI waits for a decision to apply")

@@ -107,6 +107,9 @@ class SearchRequest(Contract):
     group_size: Annotated[int, Field(ge=1, le=10)] = 3  # chunks attached to each document when grouped
     explain: bool = False  # each hit gets every retriever's rank and score
     filters: SearchFilters = Field(default_factory=SearchFilters)
+    # A collection of this alias to search instead of the one the alias points at (e.g. both sides of a
+    # model migration, side by side); the query is embedded with that collection's model.
+    index: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")] | None = None
     # Narrows the API key's ACL groups (never widens them). Without access control (local and test only)
     # it is trusted as sent, and None means no ACL restriction.
     acl: list[AclGroup] | None = Field(default=None, max_length=MAX_ACL_GROUPS)
@@ -152,3 +155,4 @@ class SearchPage(Contract):
     offset: int = 0
     next_offset: int | None = None  # the offset of the next page, when there is one
     entities: list[str] | None = None  # with `graph` and `explain`: the entities recognised in the query
+    index: str | None = None  # the collection that answered (the alias's at the time of the request)

@@ -9,7 +9,13 @@ from typing import Any
 from headwater.config import KafkaSettings
 from headwater.operations import kafka_io
 from headwater.operations.errors import TopicMissing
-from headwater.operations.names import REDRIVE_GROUP_INFIX, dlq_topic, input_topic, stage_group
+from headwater.operations.names import (
+    MIGRATE_GROUP_INFIX,
+    REDRIVE_GROUP_INFIX,
+    dlq_topic,
+    input_topic,
+    stage_group,
+)
 from schemas.topics import STAGES
 
 __all__ = ["GroupLag", "PartitionLag", "known_topics_of", "measure_lag"]
@@ -68,6 +74,10 @@ def known_topics_of(settings: KafkaSettings, group: str) -> list[str] | None:
             return [input_topic(settings, stage)]
         if group == settings.group(f"{REDRIVE_GROUP_INFIX}.{stage}"):
             return [dlq_topic(settings, stage)]
+    if group.startswith(
+        settings.group(f"{MIGRATE_GROUP_INFIX}.")
+    ):  # a model migration re-reads the index's input
+        return [input_topic(settings, "indexer")]
     return None
 
 

@@ -6,9 +6,18 @@ from headwater.config import KafkaSettings
 from headwater.operations.errors import InvalidRequest
 from schemas.topics import PIPELINE, STAGES, Topic, dead_letter_topic
 
-__all__ = ["REDRIVE_GROUP_INFIX", "dlq_topic", "input_topic", "redrive_group", "stage_group"]
+__all__ = [
+    "MIGRATE_GROUP_INFIX",
+    "REDRIVE_GROUP_INFIX",
+    "dlq_topic",
+    "input_topic",
+    "migration_group",
+    "redrive_group",
+    "stage_group",
+]
 
 REDRIVE_GROUP_INFIX = "dlq-redrive"
+MIGRATE_GROUP_INFIX = "migrate"
 
 
 def _check(stage: str) -> str:
@@ -41,3 +50,8 @@ def stage_group(settings: KafkaSettings, stage: str) -> str:
 def redrive_group(settings: KafkaSettings, stage: str) -> str:
     """The group whose committed offsets (and metadata) remember which letters were redriven."""
     return settings.group(f"{REDRIVE_GROUP_INFIX}.{_check(stage)}")
+
+
+def migration_group(settings: KafkaSettings, migration_id: int) -> str:
+    """The group a model migration's consumer re-reads the enriched-chunk topic as, from its start."""
+    return settings.group(f"{MIGRATE_GROUP_INFIX}.{migration_id}")

@@ -13,19 +13,26 @@ from typing import Any
 
 import psycopg
 
-from headwater.config import HeadwaterSettings
+from headwater.config import HeadwaterSettings, MigrationSettings
+from headwater.observability.metrics import INTAKE, StageMeter
+from headwater.observability.tracing import TracedChangeLog
 from headwater.postgres import connect, embedded_postgres_url
+from headwater.runtime.compaction import compaction_job, graph_opener_for
 from headwater.runtime.handlers import TRANSIENT, StageHandlers
 from headwater.runtime.journal import Journal
+from headwater.runtime.migrations import CollectionModels, MigrationCoordinator
 from headwater.runtime.stages import Envelope, StageWorker, dead_letter_for
 from schemas.topics import PIPELINE
 from schemas.topics import STAGES as STAGE_NAMES
 from services.chunker.config import ChunkerSettings
 from services.embedder.config import EmbedderSettings
 from services.embedder.factory import build_backend, build_sparse_encoder
+from services.embedder.pool import BackendPool
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache
+from services.embedder.profiles import current_profile, load_profiles
 from services.embedder.sparse import SparseEncoder
 from services.graph_builder.ports import EntityRecognizer, GraphStore
+from services.indexer.migration.store import MigrationStore
 from services.indexer.ports import VectorIndex
 from services.ingest.redaction import Redactor
 from services.ingest.service import IntakeService
@@ -53,6 +60,8 @@ class Components:
     boundary_encoder: EmbeddingBackend | None = None  # scores chunk cut points; None: the backend
     query: QuerySettings = field(default_factory=QuerySettings)
     graph_reader: GraphStore | None = None  # the query side's own connection; None: `graph_store`
+    profile: dict[str, Any] | None = None  # the model profile `backend` was built from; None: given
+    migration: MigrationSettings = field(default_factory=MigrationSettings)
 
 
 def build(
@@ -67,6 +76,7 @@ def build(
     embedder: EmbedderSettings | None = None,
     chunker: ChunkerSettings | None = None,
     query: QuerySettings | None = None,
+    migration: MigrationSettings | None = None,
 ) -> Components:
     """Production defaults for every part not given."""
     from services.embedder.adapters.cache import PostgresEmbeddingCache
@@ -90,7 +100,10 @@ def build(
         graph_store = pg_graph
         # Queries read on their own connection, never inside the graph stage's write transactions.
         graph_reader = PostgresGraphStore(connect_db())
-    backend = backend or build_backend(embedder)
+    profile = None
+    if backend is None:
+        backend = build_backend(embedder)
+        profile = current_profile(embedder, load_profiles(embedder.profiles_file)).model_dump()
     chunker = chunker or ChunkerSettings()
     return Components(
         settings=settings,
@@ -107,6 +120,8 @@ def build(
         boundary_encoder=boundary_encoder_for(chunker, embedder, backend),
         query=query or QuerySettings(),
         graph_reader=graph_reader,
+        profile=profile,
+        migration=migration or MigrationSettings(),
     )
 
 
@@ -131,7 +146,9 @@ class EmbeddedHeadwater:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._closed = False
-        self.intake = IntakeService(changes=self.journal, on_accepted=self._wake.set)
+        # Remembers each change's intake trace, so the stages continue it (the journal keeps no trace).
+        self._changes = TracedChangeLog(self.journal)
+        self.intake = IntakeService(changes=self._changes, on_accepted=self._accepted)
         self.handlers = StageHandlers(
             settings=settings,
             redactor=parts.redactor,
@@ -145,7 +162,37 @@ class EmbeddedHeadwater:
             chunker=parts.chunker,
             embedder=parts.embedder,
         )
+        # Model migrations: the registry and state live in Postgres, this process carries them out.
+        self.migrations = MigrationStore(parts.connect)
+        self.migrations.ensure_schema()
+        self.handlers.registry = self.migrations
+        self.handlers.profile = parts.profile
+        # Chunk boundaries stay with the model they were tuned on, whatever model embeds the chunks.
+        self.handlers.boundary_encoder = parts.boundary_encoder or parts.backend
         self.collection = self.handlers.ensure_collection()
+        pool = BackendPool(parts.embedder, parts.backend)
+        self.coordinator = MigrationCoordinator(
+            store=self.migrations,
+            handlers=self.handlers,
+            pool=pool,
+            cache=parts.cache,
+            sparse=parts.sparse,
+            copy_backfill=True,
+            follow_read_model=True,
+            page_size=parts.migration.page_size,
+            pause_s=parts.migration.pause_s,
+        )
+        self.coordinator.step()  # a migration recorded before a restart is in force before any query
+        self._migrator = threading.Thread(
+            target=self.coordinator.run,
+            args=(self._stop,),
+            kwargs={"poll_s": parts.migration.poll_s},
+            name="migrations",
+            daemon=True,
+        )
+        models = CollectionModels(
+            store=self.migrations, pool=pool, default=parts.backend, alias=settings.collection_alias
+        )
         self.query = build_query_service(
             parts.query,
             index=parts.index,
@@ -155,6 +202,8 @@ class EmbeddedHeadwater:
             graph_store=parts.graph_reader or parts.graph_store,
             recognizer=parts.recognizer,
         )
+        self.query.embed_for = models.embed_for
+        self.query.index_allowed = models.index_allowed
         size = settings.queue_size
         self._queues: list[queue.Queue[Envelope]] = [queue.Queue(maxsize=size) for _ in range(5)]
         steps: list[tuple[str, str, Callable[[list[Any]], Sequence[Any]], int]] = [
@@ -164,7 +213,7 @@ class EmbeddedHeadwater:
         self._sources = {stage: topic for stage, topic, _, _ in steps}
         self.workers: list[StageWorker] = []
         for i, (stage, _, process, batch) in enumerate(steps):
-            emit = self._forward_to(self._queues[i + 1]) if i + 1 < len(steps) else self._complete
+            emit = self._forward_to(self._queues[i + 1], stage) if i + 1 < len(steps) else self._complete
             self.workers.append(
                 StageWorker(
                     name=stage,
@@ -179,6 +228,12 @@ class EmbeddedHeadwater:
                 )
             )
         self._feeder = threading.Thread(target=self._feed, name="journal-feeder", daemon=True)
+        # This process owns the index directory, so it also compacts it (and the graph it writes).
+        self.compaction = compaction_job(
+            index=parts.index,
+            collection=self.handlers.written_collections,
+            graph=graph_opener_for(parts.graph_store, parts.connect),
+        )
         self._lock = threading.Lock()
         self._outstanding: set[int] = set()
         self.completed = 0
@@ -188,6 +243,9 @@ class EmbeddedHeadwater:
         for worker in self.workers:
             worker.start()
         self._feeder.start()
+        self._migrator.start()
+        if self.compaction is not None:
+            self.compaction.start()
         return self
 
     def stop(self, *, timeout: float = 10.0) -> None:
@@ -197,10 +255,13 @@ class EmbeddedHeadwater:
         self._closed = True
         self._stop.set()
         self._wake.set()
-        for thread in [self._feeder, *self.workers]:
+        for thread in [self._feeder, self._migrator, *self.workers]:
             if thread.is_alive():
                 thread.join(timeout=timeout)
+        if self.compaction is not None:
+            self.compaction.stop(timeout=timeout)  # before the index closes under it
         self.journal.close()
+        self.migrations.close()
         self.parts.index.close()
 
     def __enter__(self) -> EmbeddedHeadwater:
@@ -255,25 +316,36 @@ class EmbeddedHeadwater:
         for entry in entries:
             with self._lock:
                 self._outstanding.add(entry.seq)
+            trace = self._changes.context_of(entry.event.event_id)
             while not self._stop.is_set():
                 try:
-                    self._queues[0].put(Envelope(entry.seq, entry.event), timeout=0.2)
+                    self._queues[0].put(Envelope(entry.seq, entry.event, trace), timeout=0.2)
                     break
                 except queue.Full:
                     continue
         return len(entries)
 
-    def _forward_to(self, target: queue.Queue[Envelope]) -> Callable[[list[Envelope]], None]:
+    def _forward_to(self, target: queue.Queue[Envelope], stage: str) -> Callable[[list[Envelope]], None]:
+        meter = StageMeter(stage)
+
         def forward(envelopes: list[Envelope]) -> None:
+            paused = False
             for envelope in envelopes:
                 while not self._stop.is_set():
                     try:
                         target.put(envelope, timeout=0.2)
                         break
                     except queue.Full:
-                        continue
+                        if not paused:  # backpressure: the next stage is behind, this one waits
+                            meter.paused("queue_full")
+                            paused = True
+            meter.emitted(len(envelopes))
 
         return forward
+
+    def _accepted(self) -> None:
+        INTAKE.labels("accepted").inc()
+        self._wake.set()
 
     def _complete(self, envelopes: list[Envelope]) -> None:
         self._finish([e.seq for e in envelopes])

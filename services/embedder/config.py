@@ -15,6 +15,14 @@ _PLACEHOLDERS = frozenset({"", "changeme", "change-me", "secret", "sk-...", "you
 class EmbedderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADWATER_EMBEDDER_", frozen=True)
 
+    profile: str | None = Field(
+        default=None,
+        description="a named model profile (built in, or from the profiles file); overrides backend",
+    )
+    profiles_file: Path | None = Field(
+        default=None,
+        description="TOML or JSON file of extra model profiles",
+    )
     backend: BackendName = Field(
         default="onnx-int8",
         description="dense embedding backend: onnx-int8 on CPU (see docs/decisions/0004), local = fp32/CUDA",

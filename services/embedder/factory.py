@@ -6,11 +6,32 @@ from services.embedder.adapters._http import RetryPolicy
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.config import EmbedderSettings
 from services.embedder.ports import EmbeddingBackend
+from services.embedder.profiles import ModelProfile
 from services.embedder.sparse import SparseEncoder
 
 
 def build_backend(settings: EmbedderSettings) -> EmbeddingBackend:
-    """The configured backend; heavy imports happen only for the one chosen."""
+    """The configured backend (`settings.profile` names one, else the plain settings); heavy imports
+    happen only for the one chosen."""
+    if settings.profile:
+        from services.embedder.profiles import load_profiles, resolve_profile
+
+        profile = resolve_profile(settings.profile, load_profiles(settings.profiles_file))
+        return build_profile_backend(profile, settings)
+    return _build_plain(settings)
+
+
+def build_profile_backend(profile: ModelProfile, base: EmbedderSettings | None = None) -> EmbeddingBackend:
+    """The backend a profile describes (a truncating wrapper when it keeps fewer dimensions)."""
+    backend = _build_plain(profile.settings(base))
+    if profile.dimensions is not None:
+        from services.embedder.adapters.truncated import TruncatedBackend
+
+        backend = TruncatedBackend(backend, profile.dimensions)
+    return backend
+
+
+def _build_plain(settings: EmbedderSettings) -> EmbeddingBackend:
     retry = RetryPolicy(max_attempts=settings.http_max_attempts)
     match settings.backend:
         case "local":

@@ -113,3 +113,10 @@ class KeyStoreError(QueryError):
 
     status = 503
     title = "Key store unavailable"
+
+
+class UnknownIndex(QueryError):
+    """`index` names no collection of this alias (or one already retired)."""
+
+    status = 404
+    title = "Unknown index"

@@ -7,8 +7,10 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+
+from opentelemetry import trace
 
 from schemas import (
     ChunkMatch,
@@ -34,6 +36,7 @@ from services.query.errors import (
     IndexNotReady,
     InvalidGraphQuery,
     RerankerUnavailable,
+    UnknownIndex,
 )
 from services.query.graph_retrieval import (
     GazetteerLinker,
@@ -57,6 +60,7 @@ from services.query.logic import (
 from services.query.rerank import Reranker, build_reranker
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 EmbedQuery = Callable[[str], list[float]]
 EncodeSparseQuery = Callable[[str], SparseVector]
@@ -70,6 +74,7 @@ class Retrieval:
 
     hits: list[Fused]
     entities: list[str] = field(default_factory=list)
+    collection: str | None = None  # the collection that answered
 
 
 @dataclass
@@ -81,6 +86,17 @@ class QueryService:
     candidates: int = 100  # per retriever, before fusion
     graph: GraphRetriever | None = None
     reranker: Reranker | None = None
+    # Collections of different models (a migration's two sides): the query is embedded with the model
+    # of the collection it searches, and `index` may name only a collection of this alias.
+    embed_for: Callable[[str], EmbedQuery] | None = None
+    index_allowed: Callable[[str], bool] | None = None
+
+    def _target(self, request: SearchRequest) -> str:
+        if request.index is None:
+            return self.collection()
+        if self.index_allowed is None or not self.index_allowed(request.index):
+            raise UnknownIndex(f"no collection {request.index!r} behind alias {self.alias!r}")
+        return request.index
 
     def collection(self) -> str:
         name = self.index.resolve_alias(self.alias)
@@ -95,7 +111,8 @@ class QueryService:
             raise RerankerUnavailable("this server has no reranker (set HEADWATER_QUERY_RERANKER)")
         if request.graph and self.graph is None:
             raise FeatureUnavailable("this server has no knowledge graph to expand queries over")
-        collection = self.collection()
+        collection = self._target(request)
+        embed_query = self.embed_for(collection) if self.embed_for is not None else self.embed_query
         scope = IndexFilter(
             tenant=request.tenant,
             acl_any=request.acl,
@@ -107,27 +124,56 @@ class QueryService:
         depth = max(depth or request.top_k, self.candidates)
         lists: dict[str, list[Scored]] = {}
         if request.mode in (SearchMode.DENSE, SearchMode.HYBRID):
-            vector = self.embed_query(request.query)
-            lists["dense"] = _scored(
-                self.index.search(collection, using="dense", vector=vector, filter=scope, limit=depth)
-            )
+            with _step("dense", depth=depth) as span:
+                vector = embed_query(request.query)
+                lists["dense"] = _scored(
+                    self.index.search(collection, using="dense", vector=vector, filter=scope, limit=depth)
+                )
+                span.set_attribute("headwater.hits", len(lists["dense"]))
         if request.mode in (SearchMode.SPARSE, SearchMode.HYBRID):
-            sparse = self.encode_sparse_query(request.query)
-            found = (
-                self.index.search(collection, using="sparse", vector=sparse, filter=scope, limit=depth)
-                if sparse.indices
-                else []
-            )
-            lists["sparse"] = _scored(found)
+            with _step("sparse", depth=depth) as span:
+                sparse = self.encode_sparse_query(request.query)
+                found = (
+                    self.index.search(collection, using="sparse", vector=sparse, filter=scope, limit=depth)
+                    if sparse.indices
+                    else []
+                )
+                lists["sparse"] = _scored(found)
+                span.set_attribute("headwater.hits", len(found))
         entities: list[str] = []
         if request.graph:
-            entities, lists["graph"] = self._graph_list(collection, scope, request, depth=depth)
-        hits = self._fuse(lists, request)
+            with _step("graph", depth=depth, hops=request.graph_hops) as span:
+                entities, lists["graph"] = self._graph_list(collection, scope, request, depth=depth)
+                span.set_attributes(
+                    {"headwater.hits": len(lists["graph"]), "headwater.entities": len(entities)}
+                )
+        with _step("fusion", method=request.fusion.value, lists=len(lists)) as span:
+            hits = self._fuse(lists, request)
+            span.set_attribute("headwater.hits", len(hits))
         if request.rerank:
-            hits = self._rerank(request.query, hits, depth=request.rerank_depth)
-        return Retrieval(hits=hits, entities=entities)
+            with _step("rerank", depth=request.rerank_depth):
+                hits = self._rerank(request.query, hits, depth=request.rerank_depth)
+        return Retrieval(hits=hits, entities=entities, collection=collection)
 
     def search(self, request: SearchRequest) -> SearchPage:
+        """One page of hits, in a span whose children are the retrievers, fusion and reranking."""
+        attributes = {
+            "headwater.tenant": request.tenant,
+            "headwater.query.mode": request.mode.value,
+            "headwater.query.top_k": request.top_k,
+            "headwater.query.offset": request.offset,
+            "headwater.query.graph": request.graph,
+            "headwater.query.rerank": request.rerank,
+        }
+        # Never the query's text: it may hold personal data.
+        with tracer.start_as_current_span(
+            "query search", attributes=attributes, record_exception=False
+        ) as span:
+            found = self._search(request)
+            span.set_attribute("headwater.hits", len(found.hits))
+            return found
+
+    def _search(self, request: SearchRequest) -> SearchPage:
         started = time.perf_counter()
         window = request.offset + request.top_k
         if request.group_by is GroupBy.DOCUMENT:
@@ -147,6 +193,7 @@ class QueryService:
             offset=request.offset,
             next_offset=next_offset,
             entities=retrieval.entities if request.explain and request.graph else None,
+            index=retrieval.collection,
         )
 
     def search_documents(self, request: SearchRequest, *, limit: int) -> list[Fused]:
@@ -197,6 +244,15 @@ class QueryService:
         head = hits[:depth]
         scores = self.reranker.score(query, [str(h.payload.get("text", "")) for h in head])
         return rerank_order(hits, scores)
+
+
+def _step(name: str, **attributes: str | int) -> AbstractContextManager[trace.Span]:
+    """A child span of a search: its counts and settings, never the query."""
+    return tracer.start_as_current_span(
+        f"query {name}",
+        attributes={f"headwater.{key}": value for key, value in attributes.items()},
+        record_exception=False,  # the exception's type is on the status; its message may quote the query
+    )
 
 
 @contextmanager

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from fastapi import FastAPI
@@ -24,9 +24,10 @@ from faststream.kafka import KafkaBroker
 from headwater import __version__
 from headwater.config import HeadwaterSettings, KafkaSettings
 from headwater.http import BodySizeLimit, install_problem_handlers
+from headwater.observability import metrics, tracing
 from headwater.postgres import connect, embedded_postgres_url
 from headwater.runtime.batches import RetryPolicy
-from headwater.runtime.distributed import HTTP_SERVICES, SERVICES, codec, metrics
+from headwater.runtime.distributed import HTTP_SERVICES, SERVICES, codec
 from headwater.runtime.distributed.consumer import StageConsumer
 from headwater.runtime.handlers import TRANSIENT, StageHandlers
 from schemas import DocumentChanged
@@ -35,6 +36,10 @@ from schemas.topics import DOCUMENTS
 from services.chunker.config import ChunkerSettings
 from services.embedder.config import EmbedderSettings
 from services.indexer.ports import VectorIndex
+
+if TYPE_CHECKING:
+    from services.embedder.pool import BackendPool
+    from services.indexer.migration.store import MigrationStore
 from services.ingest.errors import IngestError, IntakeUnavailable
 from services.ingest.service import IntakeService
 from services.query.errors import QueryError
@@ -64,7 +69,8 @@ class KafkaChangeLog:
             raise IntakeUnavailable("too many changes waiting for the broker; retry shortly", retry_after=1)
         try:
             key, value = codec.encode(event)
-            headers = {codec.ACCEPTED_AT: str(int(time.time() * 1000))}
+            # The intake span is current (this is the request's thread): the record starts its trace.
+            headers = {codec.ACCEPTED_AT: str(int(time.time() * 1000)), **tracing.trace_headers()}
             sent = asyncio.run_coroutine_threadsafe(
                 self._broker.publish(value, self._topic, key=key, headers=headers), self._loop
             )
@@ -95,6 +101,8 @@ class ServiceProcess:
     consumer: StageConsumer | None = None
     query: QueryService | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
+    starters: list[Callable[[asyncio.AbstractEventLoop], None]] = field(default_factory=list)  # broker up
+    halts: list[Callable[[], None]] = field(default_factory=list)  # background work, before the broker stops
     app: FastAPI | None = None
 
     async def serve(self, *, host: str = "127.0.0.1", port: int = 8080) -> None:
@@ -105,11 +113,16 @@ class ServiceProcess:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.broker.start()
+        for start in self.starters:
+            start(loop)
         server: Any = None
         server_task: asyncio.Task[None] | None = None
         if self.name in HTTP_SERVICES:
             self.app = self._http_app(loop)
-            config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", lifespan="off")
+            # log_config=None: uvicorn's lines go through the process's handlers (JSON, with trace ids).
+            config = uvicorn.Config(
+                self.app, host=host, port=port, log_level="warning", lifespan="off", log_config=None
+            )
             server = uvicorn.Server(config)
             server.install_signal_handlers = lambda: None  # ours stop the consumer first
             server_task = asyncio.create_task(server.serve())
@@ -121,6 +134,8 @@ class ServiceProcess:
             await server_task
         if self.consumer is not None:
             self.consumer.stop()
+        for halt in self.halts:  # off the loop: a background thread may be waiting on it
+            await asyncio.to_thread(halt)
         await self.broker.stop()  # waits up to graceful_timeout for the batch in hand
         for close in self.closers:
             close()
@@ -130,7 +145,9 @@ class ServiceProcess:
         from services.ingest.webhook_routes import install_webhooks
         from services.query.routes import router as query_router
 
-        app = FastAPI(title=f"Headwater {self.name}", version=__version__)
+        app = FastAPI(
+            title=f"Headwater {self.name}", version=__version__, telemetry=tracing.FASTAPI_TELEMETRY
+        )
         install_problem_handlers(app, domain_errors=(IngestError, QueryError))
         if self.name == "ingest":
             app.state.intake = IntakeService(changes=KafkaChangeLog(self.broker, loop, self.kafka))
@@ -154,7 +171,10 @@ class ServiceProcess:
             """The process is up."""
             return {"status": "ok", "service": self.name}
 
+        metrics.install_metrics_route(app)  # the same registry as the metrics port
+
         app.add_middleware(BodySizeLimit, max_bytes=MAX_DOCUMENT_BYTES * 2)
+        app.add_middleware(tracing.TracingMiddleware)
         return app
 
 
@@ -190,6 +210,19 @@ def build_service(
         ),
     )
     _build_parts(process, stage, embedder=embedder, chunker=chunker)
+    if stage in ("indexer", "graph_builder"):
+        from headwater.runtime.compaction import compaction_job, postgres_graph
+
+        # The index writer compacts its index (the edge engine opens in one process only), the graph
+        # writer its graph; HEADWATER_INDEXER_COMPACT_INTERVAL_S=0 turns both off.
+        job = compaction_job(
+            index=handlers.index if stage == "indexer" else None,
+            collection=handlers.written_collections,
+            graph=postgres_graph(_connect_db(settings)) if stage == "graph_builder" else None,
+        )
+        if job is not None:
+            job.start()
+            process.closers.insert(0, job.stop)  # stopped before the index closes
     if stage is not None:
         after = _freshness_observer if stage == "indexer" else None
         process.consumer = StageConsumer(
@@ -204,6 +237,10 @@ def build_service(
         from headwater.runtime.distributed.cdc import attach_cdc_consumer
 
         attach_cdc_consumer(process)  # only with HEADWATER_CDC_MAPPINGS
+        from headwater.observability.replication import start_slot_monitor
+
+        if (monitor := start_slot_monitor()) is not None:  # only with HEADWATER_CDC_SOURCE_URL
+            process.closers.append(monitor.stop)
     return process
 
 
@@ -211,8 +248,10 @@ def _build_parts(
     process: ServiceProcess, stage: str | None, *, embedder: EmbedderSettings, chunker: ChunkerSettings
 ) -> None:
     from services.embedder.factory import build_backend, build_sparse_encoder
+    from services.embedder.pool import BackendPool
 
     handlers, settings = process.handlers, process.settings
+    pool = BackendPool(embedder)  # every model this process embeds with, built once
     if stage == "ingest":
         from services.ingest.redaction import Redactor
 
@@ -225,11 +264,12 @@ def _build_parts(
     elif stage == "embedder":
         from services.embedder.adapters.cache import PostgresEmbeddingCache
 
-        handlers.backend = build_backend(embedder)
+        handlers.backend = pool.add(build_backend(embedder))
         handlers.sparse = build_sparse_encoder(embedder)
         cache = PostgresEmbeddingCache(connection=_connect_db(settings)())
         cache.ensure_schema()
         handlers.cache = cache
+        _follow_readers_model(process, pool)
     elif stage == "graph_builder":
         from services.graph_builder.adapters.postgres import PostgresGraphStore
 
@@ -239,12 +279,16 @@ def _build_parts(
     if stage == "indexer" or process.name == "query":
         handlers.index = _open_index(settings, read_only=process.name == "query")
         process.closers.append(handlers.index.close)
+    if stage == "indexer":
+        _coordinate_migrations(process, pool, embedder)
     if process.name in ("query", "index-node"):
+        from headwater.runtime.migrations import CollectionModels
         from services.graph_builder.adapters.postgres import PostgresGraphStore
+        from services.indexer.migration.store import MigrationStore
         from services.query.config import QuerySettings
         from services.query.service import build_query_service
 
-        backend = build_backend(embedder)
+        backend = pool.add(build_backend(embedder))
         sparse = build_sparse_encoder(embedder)
         graph_reader = PostgresGraphStore(_connect_db(settings)())  # the graph stage writes it
         graph_reader.ensure_schema()
@@ -257,6 +301,89 @@ def _build_parts(
             encode_sparse_query=sparse.encode_query,
             graph_store=graph_reader,
         )
+        # A query is embedded with the model of the collection it reads (both sides of a migration).
+        registry = MigrationStore(_connect_db(settings))
+        registry.ensure_schema()
+        process.closers.append(registry.close)
+        models = CollectionModels(store=registry, pool=pool, default=backend, alias=settings.collection_alias)
+        process.query.embed_for = models.embed_for
+        process.query.index_allowed = models.index_allowed
+
+
+def _migration_store(process: ServiceProcess) -> MigrationStore:
+    from services.indexer.migration.store import MigrationStore
+
+    store = MigrationStore(_connect_db(process.settings))
+    store.ensure_schema()
+    process.closers.append(store.close)
+    return store
+
+
+def _coordinate_migrations(process: ServiceProcess, pool: BackendPool, embedder: EmbedderSettings) -> None:
+    """The index writer carries out model migrations: alias moves, both collections written, and the
+    migration consumer that backfills and re-embeds (see `distributed/migration.py`)."""
+    from headwater.config import MigrationSettings
+    from headwater.runtime.distributed.migration import MigrationConsumers
+    from headwater.runtime.migrations import MigrationCoordinator
+    from services.embedder.adapters.cache import PostgresEmbeddingCache
+    from services.embedder.factory import build_sparse_encoder
+
+    store = _migration_store(process)
+    process.handlers.registry = store
+    cache = PostgresEmbeddingCache(connection=_connect_db(process.settings)())
+    cache.ensure_schema()
+    consumers = MigrationConsumers(process)
+    coordinator = MigrationCoordinator(
+        store=store,
+        handlers=process.handlers,
+        pool=pool,
+        cache=cache,
+        sparse=build_sparse_encoder(embedder),
+        copy_backfill=False,
+        follow_read_model=False,
+        on_migration=consumers.switch,
+    )
+    consumers.coordinator = coordinator
+    coordinator.step()  # the recorded state is in force before the first batch
+    _in_background(process, "migrations", coordinator.run, MigrationSettings().poll_s, first=consumers.bind)
+    process.halts.append(consumers.stop)
+
+
+def _follow_readers_model(process: ServiceProcess, pool: BackendPool) -> None:
+    """The embedding stage embeds with the model the readers' collection holds, so after a cutover new
+    changes go into the target as they are (see `headwater.runtime.migrations`)."""
+    from headwater.config import MigrationSettings
+    from headwater.runtime.migrations import ModelFollower
+
+    follower = ModelFollower(store=_migration_store(process), handlers=process.handlers, pool=pool)
+    follower.step()
+    _in_background(process, "model-follower", follower.run, MigrationSettings().poll_s)
+
+
+def _in_background(
+    process: ServiceProcess,
+    name: str,
+    run: Callable[..., None],
+    poll_s: float,
+    *,
+    first: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+) -> None:
+    """Run `run(stop, poll_s=)` on a thread once the broker is up; stopped first on shutdown."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop,), kwargs={"poll_s": poll_s}, name=name, daemon=True)
+
+    def start(loop: asyncio.AbstractEventLoop) -> None:
+        if first is not None:
+            first(loop)
+        thread.start()
+
+    def halt() -> None:
+        stop.set()
+        if thread.is_alive():
+            thread.join(timeout=30)
+
+    process.starters.append(start)
+    process.halts.append(halt)
 
 
 def _connect_db(settings: HeadwaterSettings) -> Callable[[], psycopg.Connection[Any]]:
@@ -287,4 +414,4 @@ def _freshness_observer(records: list[Any]) -> None:
     for record in records:
         accepted = codec.header_dict(record.headers).get(codec.ACCEPTED_AT)
         if accepted and accepted.isdigit():
-            metrics.FRESHNESS_SECONDS.observe(max(0.0, now_ms - int(accepted)) / 1000)
+            metrics.INTAKE_TO_INDEX_SECONDS.observe(max(0.0, now_ms - int(accepted)) / 1000)

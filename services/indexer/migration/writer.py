@@ -1,0 +1,165 @@
+"""Writes changes into every collection a migration keeps in sync, each in its own embedding model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from schemas import ChunksCreated, ChunksEnriched, ChunkVectors
+from schemas.common import utc_now
+from services.embedder.logic import embed_chunk_sets
+from services.embedder.ports import EmbeddingBackend, EmbeddingCache, Matrix
+from services.embedder.sparse import SparseEncoder
+from services.indexer.logic import plan_write
+from services.indexer.migration.plan import IndexCollection
+from services.indexer.ports import VectorIndex
+from services.indexer.service import IndexOutcome, index_event
+
+_CREATED_FIELDS = frozenset(ChunksCreated.model_fields) - {"kind"}
+
+
+class ModelMismatch(Exception):
+    """A change embedded by a model that none of the collections being written holds."""
+
+
+class CountingBackend:
+    """Counts the texts a backend actually embeds (cache misses), for progress and for proving that a
+    resumed backfill does not embed finished chunks again."""
+
+    def __init__(self, inner: EmbeddingBackend) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dimension = inner.dimension
+        self.max_input_tokens = inner.max_input_tokens
+        self.texts = 0
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        rows = self.inner.embed(texts)
+        self.texts += len(texts)
+        return rows
+
+
+@dataclass
+class Reembedder:
+    """Turns a change embedded by one model into the same change embedded by `backend`."""
+
+    backend: CountingBackend
+    cache: EmbeddingCache
+    sparse: SparseEncoder
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 64
+
+    def __call__(self, events: list[ChunksEnriched]) -> list[ChunksEnriched]:
+        with_chunks = [e for e in events if e.chunks]
+        embedded = embed_chunk_sets(
+            [ChunksCreated.model_validate(e.model_dump(include=set(_CREATED_FIELDS))) for e in with_chunks],
+            backend=self.backend,
+            cache=self.cache,
+            sparse=self.sparse,
+            max_batch_tokens=self.max_batch_tokens,
+            max_batch_size=self.max_batch_size,
+        )
+        dense = {(e.tenant, e.document_id, v.chunk_id): v.dense for e in embedded for v in e.vectors}
+        out = []
+        for event in events:
+            # Sparse vectors do not depend on the dense model: they are kept as they are.
+            vectors = [
+                ChunkVectors(
+                    chunk_id=v.chunk_id,
+                    dense=dense[(event.tenant, event.document_id, v.chunk_id)],
+                    sparse=v.sparse,
+                )
+                for v in event.vectors
+            ]
+            out.append(
+                event.model_copy(
+                    update={
+                        "model": self.backend.model_id,
+                        "dimension": self.backend.dimension,
+                        "vectors": vectors,
+                    }
+                )
+            )
+        return out
+
+
+@dataclass
+class WriteReport:
+    outcomes: list[IndexOutcome | None] = field(default_factory=list)  # per change: its first write
+    reembedded_points: int = 0
+    skipped_done: int = 0  # changes a collection already had: nothing embedded for them
+
+
+def write_everywhere(
+    events: list[ChunksEnriched],
+    *,
+    index: VectorIndex,
+    collections: list[IndexCollection],
+    reembedder_for: Callable[[IndexCollection], Reembedder] | None,
+) -> WriteReport:
+    """Index each change into every collection: as it is where its model matches, re-embedded where it
+    does not (only when `reembedder_for` is given; the distributed indexer leaves that to the migration
+    consumer). A change that no collection can take as it is, and that may not be re-embedded here,
+    raises ModelMismatch, so it is dead-lettered with the reason rather than written with foreign
+    vectors."""
+    if reembedder_for is None:
+        models = {c.model_id for c in collections}
+        foreign = sorted({e.model for e in events if e.model not in models})
+        if foreign:
+            raise ModelMismatch(
+                f"changes embedded by {', '.join(foreign)}, but the collections written hold "
+                f"{', '.join(sorted(models))}: replay them through the embedder (see the runbook)"
+            )
+    report = WriteReport(outcomes=[None] * len(events))
+    for collection in collections:
+        same = [i for i, e in enumerate(events) if e.model == collection.model_id]
+        for i in same:
+            outcome = index_event(events[i], index=index, collection=collection.name)
+            report.outcomes[i] = report.outcomes[i] or outcome
+        other = [i for i, e in enumerate(events) if e.model != collection.model_id]
+        if other and reembedder_for is not None:
+            sub = reembed_into(
+                [events[i] for i in other],
+                index=index,
+                collection=collection,
+                reembed=reembedder_for(collection),
+            )
+            for i, reembedded in zip(other, sub.outcomes, strict=True):
+                report.outcomes[i] = report.outcomes[i] or reembedded
+            report.reembedded_points += sub.reembedded_points
+            report.skipped_done += sub.skipped_done
+    return report
+
+
+def reembed_into(
+    events: list[ChunksEnriched], *, index: VectorIndex, collection: IndexCollection, reembed: Reembedder
+) -> WriteReport:
+    """Re-embed and index the changes the collection does not hold yet. A change whose version the
+    collection already has (a resumed backfill, a redelivery) is skipped before any embedding."""
+    report = WriteReport(outcomes=[None] * len(events))
+    todo: list[int] = []
+    for i, event in enumerate(events):
+        # The indexer's own plan, not `version <= fence`: a delete at the fence's version still wins the
+        # tie, and a replay still finishes the soft-deletes a crash left undone.
+        plan = plan_write(
+            event, index.document_points(collection.name, event.tenant, event.document_id), utc_now()
+        )
+        if plan.status != "apply":
+            report.skipped_done += 1
+            report.outcomes[i] = IndexOutcome(
+                tenant=event.tenant,
+                document_id=event.document_id,
+                version=event.version,
+                status="noop",
+                reason=f"{collection.name} already holds version {plan.fence}",
+                upserted=0,
+                soft_deleted=0,
+            )
+        else:
+            todo.append(i)
+    if todo:
+        for i, event in zip(todo, reembed([events[i] for i in todo]), strict=True):
+            outcome = index_event(event, index=index, collection=collection.name)
+            report.outcomes[i] = outcome
+            report.reembedded_points += outcome.upserted
+    return report
