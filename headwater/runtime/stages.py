@@ -132,6 +132,14 @@ class StageWorker(threading.Thread):
                 stopping=self._halt.is_set,
             )
             self.stats.retries += outcome.retries
+            logger.debug(
+                "stage %s: batch of %d, %d done, %d dead-lettered, %d retries",
+                self.stage,
+                len(batch),
+                len(outcome.results),
+                len(outcome.failures),
+                outcome.retries,
+            )
             for position, error in sorted(outcome.failures.items()):
                 spans.failed(position, error)
                 self.stats.dead_lettered += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,17 +29,25 @@ QUIETED = ("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", 
 
 
 @pytest.fixture
-def debug_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+def debug_log() -> Iterator[io.StringIO]:
     """Everything logged at DEBUG, as JSON lines: the most a production process could write."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter(service="embedded"))
     root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", [*root.handlers, handler])
-    monkeypatch.setattr(root, "level", logging.DEBUG)
+    levels = {name: logging.getLogger(name).level for name in ("", *QUIETED)}
+    root.addHandler(handler)
+    # setLevel, not an attribute patch: it also clears the loggers' cached isEnabledFor answers, which
+    # an earlier test in this process left at WARNING.
+    root.setLevel(logging.DEBUG)
     for name in QUIETED:
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.ERROR)
-    return stream
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def test_one_documents_stage_spans_continue_its_intake_trace_without_its_pii(
