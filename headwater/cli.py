@@ -437,6 +437,27 @@ def bench_query(
     )
 
 
+@bench_app.command(name="migrate")
+def bench_migrate(
+    dataset: Annotated[Path, typer.Option(help="SciFact folder: corpus.jsonl, queries-train.jsonl")] = Path(
+        "../shared/datasets/scifact"
+    ),
+    documents: Annotated[int, typer.Option(min=10, help="abstracts in the index")] = 400,
+    queries: Annotated[int, typer.Option(min=1, help="first N train queries: searched and scored")] = 100,
+    model: Annotated[str, typer.Option(help="target embedding profile")] = "minilm-int8-d256",
+) -> None:
+    """A model migration on the embedded runtime under search load: backfill chunks/s against embedding
+    alone, search p50/p99 during the backfill against before it, both sides' nDCG@10, cutover time."""
+    from headwater.bench_migrate import run_bench_migrate
+    from services.embedder.config import EmbedderSettings
+    from services.embedder.profiles import load_profiles, resolve_profile
+
+    _configure_logging()
+    offline()
+    profile = resolve_profile(model, load_profiles(EmbedderSettings().profiles_file))
+    run_bench_migrate(dataset=dataset, documents=documents, queries=queries, profile=profile, console=out)
+
+
 def main() -> None:
     app()
 
