@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+
+if TYPE_CHECKING:
+    from headwater.config import HeadwaterSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,3 +43,10 @@ def connect(url: str, *, schema: str | None = None) -> psycopg.Connection[Any]:
         conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema)))
         conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
     return conn
+
+
+def state_connector(settings: HeadwaterSettings) -> Callable[[], psycopg.Connection[Any]]:
+    """Connections to the runtime's state database: `HEADWATER_DATABASE_URL`, else the embedded Postgres
+    under the runtime's home (started, or joined, on the first call)."""
+    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
+    return lambda: connect(url, schema=settings.database_schema)

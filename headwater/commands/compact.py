@@ -48,7 +48,7 @@ def compact_command(
     """Hard-delete chunks soft-deleted longer ago than the retention (tombstones stay) and remove graph
     entities left without support."""
     from headwater.config import HeadwaterSettings
-    from headwater.postgres import connect, embedded_postgres_url
+    from headwater.postgres import state_connector
     from headwater.runtime.compaction import postgres_graph, run_compaction
     from services.graph_builder.errors import GraphBuilderError
     from services.indexer.config import CompactionSettings
@@ -60,8 +60,7 @@ def compact_command(
     index = _open_index(settings)
     opener = None
     if graph and not dry_run:
-        url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-        opener = postgres_graph(lambda: connect(url, schema=settings.database_schema))
+        opener = postgres_graph(state_connector(settings))
     try:
         done = run_compaction(
             index=index,

@@ -29,18 +29,11 @@ HomeOpt = Annotated[
 @contextmanager
 def _key_store(home: Path) -> Iterator[PostgresKeyStore]:
     """The key store of the runtime at `home`: HEADWATER_DATABASE_URL, else its embedded Postgres."""
-    from headwater.config import HeadwaterSettings
-    from headwater.postgres import connect, embedded_postgres_url
+    from headwater.commands._state import state_store
     from services.query.adapters.keys_postgres import PostgresKeyStore
 
-    settings = HeadwaterSettings(home=home)
-    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-    store = PostgresKeyStore(lambda: connect(url, schema=settings.database_schema))
-    store.ensure_schema()
-    try:
+    with state_store(home, PostgresKeyStore) as store:
         yield store
-    finally:
-        store.close()
 
 
 @keys_app.command()

@@ -52,18 +52,11 @@ WaitOpt = Annotated[
 @contextmanager
 def _store(home: Path) -> Iterator[MigrationStore]:
     """The migration state of the runtime at `home`: HEADWATER_DATABASE_URL, else its embedded Postgres."""
-    from headwater.config import HeadwaterSettings
-    from headwater.postgres import connect, embedded_postgres_url
+    from headwater.commands._state import state_store
     from services.indexer.migration.store import MigrationStore
 
-    settings = HeadwaterSettings(home=home)
-    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-    store = MigrationStore(lambda: connect(url, schema=settings.database_schema))
-    store.ensure_schema()
-    try:
+    with state_store(home, MigrationStore) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _alias() -> str:
@@ -84,8 +77,9 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def _kafka_lag(migration: Migration) -> int | None:
-    """The migration consumer group's lag (distributed runtime); None when no broker answers."""
+def _kafka_records(migration: Migration) -> tuple[int, int] | None:
+    """(records read, records in the topic) of the migration's consumer group (distributed runtime);
+    None when no broker answers."""
     from headwater.config import KafkaSettings
     from headwater.operations.errors import OperationError
     from headwater.operations.lag import measure_lag
@@ -97,7 +91,15 @@ def _kafka_lag(migration: Migration) -> int | None:
     except (OperationError, OSError) as exc:
         _err.print(f"[yellow]backfill lag unknown: {exc}[/]")
         return None
-    return group.total if group.partitions else None
+    if not group.partitions:
+        return None
+    total = sum(p.log_end - p.log_start for p in group.partitions)
+    return total - group.total, total
+
+
+def _kafka_lag(migration: Migration) -> int | None:
+    records = _kafka_records(migration)
+    return None if records is None else records[1] - records[0]
 
 
 def _http_search(url: str, api_key: str | None) -> Any:
@@ -196,7 +198,15 @@ def status(home: HomeOpt = Path(".headwater"), as_json: JsonOpt = False) -> None
 
     with _errors(), _store(home) as store:
         migration = require(store, _alias())
-        report = progress(migration, backfill_lag(migration, _kafka_lag) if migration.state.active else 0)
+        copying = migration.total_points is not None or migration.backfill_complete
+        records = None if copying or not migration.state.active else _kafka_records(migration)
+        if not migration.state.active:
+            lag: int | None = 0
+        elif records is not None:
+            lag = records[1] - records[0]
+        else:
+            lag = backfill_lag(migration, None)
+        report = progress(migration, lag, records=records)
     if as_json:
         _out.print_json(json.dumps(report, default=str))
         return

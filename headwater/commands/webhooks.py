@@ -43,18 +43,11 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 @contextmanager
 def _store(home: Path) -> Iterator[PostgresWebhookStore]:
     """The webhook store of the runtime at `home`: HEADWATER_DATABASE_URL, else its embedded Postgres."""
-    from headwater.config import HeadwaterSettings
-    from headwater.postgres import connect, embedded_postgres_url
+    from headwater.commands._state import state_store
     from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
 
-    settings = HeadwaterSettings(home=home)
-    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-    store = PostgresWebhookStore(lambda: connect(url, schema=settings.database_schema))
-    store.ensure_schema()
-    try:
+    with state_store(home, PostgresWebhookStore) as store:
         yield store
-    finally:
-        store.close()
 
 
 def _secret(from_stdin: bool) -> tuple[bytes, bool]:

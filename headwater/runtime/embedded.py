@@ -16,7 +16,7 @@ import psycopg
 from headwater.config import HeadwaterSettings, MigrationSettings
 from headwater.observability.metrics import INTAKE, StageMeter
 from headwater.observability.tracing import TracedChangeLog
-from headwater.postgres import connect, embedded_postgres_url
+from headwater.postgres import state_connector
 from headwater.runtime.compaction import compaction_job, graph_opener_for
 from headwater.runtime.handlers import TRANSIENT, StageHandlers
 from headwater.runtime.journal import Journal
@@ -83,10 +83,7 @@ def build(
     from services.graph_builder.adapters.postgres import PostgresGraphStore
     from services.indexer.adapters.edge import EdgeIndex
 
-    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-
-    def connect_db() -> psycopg.Connection[Any]:
-        return connect(url, schema=settings.database_schema)
+    connect_db = state_connector(settings)
 
     embedder = embedder or EmbedderSettings()
     if cache is None:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import string
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,13 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.conftest import free_port, serve_embedded
+
 DOCS = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _serve(home: Path, port: int, postgres_url: str, schema: str) -> subprocess.Popen[bytes]:
@@ -36,27 +30,13 @@ def _serve(home: Path, port: int, postgres_url: str, schema: str) -> subprocess.
         "HEADWATER_ENVIRONMENT": "test",
         "HEADWATER_QUERY_AUTH": "disabled",  # this test is about durability; keys: test_http_api.py
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "headwater.cli", "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not become ready")
+    return serve_embedded(home, port, env)
 
 
 @pytest.mark.slow
 def test_every_acknowledged_document_survives_a_sigkill(postgres_url: str, tmp_path: Path) -> None:
     schema = f"crash_{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     server = _serve(tmp_path / "home", port, postgres_url, schema)
     tokens = {f"doc-{i}": "".join(random.choices(string.ascii_lowercase, k=12)) for i in range(DOCS)}
     acknowledged = []

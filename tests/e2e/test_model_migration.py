@@ -19,6 +19,7 @@ from services.embedder.factory import build_profile_backend
 from services.embedder.profiles import BUILTIN_PROFILES
 from services.indexer.migration.plan import MigrationError, MigrationState
 from services.indexer.ports import IndexFilter
+from tests.e2e.conftest import free_port, serve_embedded
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -200,38 +201,11 @@ def _live_ids(index, collection) -> set[str]:  # type: ignore[no-untyped-def]
 _ = IndexFilter
 
 
-def _serve(home: Path, port: int, env: dict[str, str]):  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
-    process = subprocess.Popen(
-        [sys.executable, "-m", "headwater.cli", "serve", "--home", str(home), "--port", str(port)],
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("server did not become ready")
-
-
 def test_backfill_killed_midway_resumes_without_reembedding_finished_chunks(
     postgres_url: str, tmp_path: Path
 ) -> None:
     import os
     import signal
-    import socket
     import subprocess
     import sys
 
@@ -260,10 +234,8 @@ def test_backfill_killed_midway_resumes_without_reembedding_finished_chunks(
         "HEADWATER_MIGRATION_PAUSE_S": "0.2",  # a throttled backfill, so the kill lands in the middle
         "HEADWATER_MIGRATION_POLL_S": "0.1",
     }
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = _serve(home, port, env)
+    port = free_port()
+    server = serve_embedded(home, port, env)
     store = MigrationStore(lambda: connect(postgres_url, schema=schema))
     try:
         started = subprocess.run(
@@ -306,7 +278,7 @@ def test_backfill_killed_midway_resumes_without_reembedding_finished_chunks(
         index.close()
         assert 0 < len(finished_at_kill) < len(source_live)
 
-        server = _serve(home, port, env)
+        server = serve_embedded(home, port, env)
         done = _wait(store, migration.id, lambda m: m.backfill_complete)
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)

@@ -25,7 +25,7 @@ from headwater import __version__
 from headwater.config import HeadwaterSettings, KafkaSettings
 from headwater.http import BodySizeLimit, install_problem_handlers
 from headwater.observability import metrics, tracing
-from headwater.postgres import connect, embedded_postgres_url
+from headwater.postgres import state_connector
 from headwater.runtime.batches import RetryPolicy
 from headwater.runtime.distributed import HTTP_SERVICES, SERVICES, codec
 from headwater.runtime.distributed.consumer import StageConsumer
@@ -387,8 +387,7 @@ def _in_background(
 
 
 def _connect_db(settings: HeadwaterSettings) -> Callable[[], psycopg.Connection[Any]]:
-    url = settings.database_url or embedded_postgres_url(settings.postgres_dir)
-    return lambda: connect(url, schema=settings.database_schema)
+    return state_connector(settings)
 
 
 def _open_index(settings: HeadwaterSettings, *, read_only: bool) -> VectorIndex:
