@@ -238,11 +238,15 @@ def wait_applied(store: MigrationStore, migration: Migration, *, timeout_s: floa
     return current
 
 
-def progress(migration: Migration, lag: int | None) -> dict[str, Any]:
-    """What `migrate status` shows: state, sides, backfill progress, lag and an ETA."""
+def progress(
+    migration: Migration, lag: int | None, *, records: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """What `migrate status` shows: state, sides, backfill progress, lag and an ETA. Progress counts
+    source points copied (embedded), or `records`: (read, total) of the migration consumer group on
+    the enriched-chunk topic (distributed)."""
     elapsed = max(1e-3, (migration.updated_at - migration.started_at).total_seconds())
-    done = migration.scanned_points if migration.total_points is not None else migration.reembedded_points
-    total = migration.total_points
+    done: int = records[0] if records is not None else migration.scanned_points
+    total: int | None = records[1] if records is not None else migration.total_points
     eta = None
     if lag is not None and lag > 0 and done > 0 and migration.state is MigrationState.BACKFILLING:
         eta = round(lag / (done / elapsed), 1)
