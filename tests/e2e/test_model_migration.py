@@ -287,6 +287,10 @@ def test_backfill_killed_midway_resumes_without_reembedding_finished_chunks(
         index.close()
 
         embedded_after_restart = done.embedded_texts - at_kill.embedded_texts
+        print(
+            f"chunks={len(source_live)} finished_at_kill={len(finished_at_kill)}"
+            f" embedded_after_restart={embedded_after_restart}"
+        )
         assert 0 < embedded_after_restart <= len(source_live - finished_at_kill)
     finally:
         if server.poll() is None:
