@@ -164,7 +164,8 @@ class StageHandlers:
                 model = (backend.model_id, backend.dimension)
             model_id, dimension = model
             current = collection_name(alias, model_id, dimension)
-            index.ensure_collection(CollectionSpec(name=current, dense_dim=dimension))
+            distance = (self.profile or {}).get("distance", "cosine")
+            index.ensure_collection(CollectionSpec(name=current, dense_dim=dimension, distance=distance))
             index.switch_alias(alias, current)
         for key, kind in self.settings.metadata_indexes.items():  # on every start: new ones get built
             index.index_metadata(current, key, kind)

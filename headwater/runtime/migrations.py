@@ -173,7 +173,10 @@ class MigrationCoordinator:
         self.store.add_progress(migration.id, points=page.copied, texts=reembed.backend.texts - before)
 
     def _ensure(self, collection: IndexCollection) -> None:
-        self.index.ensure_collection(CollectionSpec(name=collection.name, dense_dim=collection.dimension))
+        distance = (collection.profile or {}).get("distance", "cosine")  # the model's, from its profile
+        self.index.ensure_collection(
+            CollectionSpec(name=collection.name, dense_dim=collection.dimension, distance=distance)
+        )
         for key, kind in self.handlers.settings.metadata_indexes.items():
             self.index.index_metadata(collection.name, key, kind)
 

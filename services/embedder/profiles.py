@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +42,8 @@ class ModelProfile(BaseModel):
     openai_url: str | None = None
     openai_model: str | None = None
     openai_dimensions: int | None = Field(default=None, ge=1)
+    # How the model's vectors compare. Backends return unit-length rows, for which cosine and dot agree.
+    distance: Literal["cosine", "dot", "euclid"] = "cosine"
     description: str = ""
 
     def settings(self, base: EmbedderSettings | None = None) -> EmbedderSettings:
