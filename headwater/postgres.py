@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 
 _servers: dict[Path, Any] = {}
 
+# Processes starting together each run their CREATE … IF NOT EXISTS; two such statements for one table
+# can race to a unique violation in the catalog (pg_type). Every store's DDL takes this lock first, held
+# until its transaction ends (a multi-statement string without parameters is one implicit transaction).
+DDL_LOCK = "SELECT pg_advisory_xact_lock(7213400917223404);\n"
+
 
 def embedded_postgres_url(data_dir: Path) -> str:
     """Start (or join) an embedded Postgres server on `data_dir` and return its connection URL."""
@@ -40,7 +45,8 @@ def connect(url: str, *, schema: str | None = None) -> psycopg.Connection[Any]:
     """Open an autocommit connection whose search_path is `schema` (created if missing)."""
     conn = psycopg.connect(url, autocommit=True)
     if schema:
-        conn.execute(psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(psycopg.sql.Identifier(schema)))
+        create = psycopg.sql.SQL(DDL_LOCK + "CREATE SCHEMA IF NOT EXISTS {}")
+        conn.execute(create.format(psycopg.sql.Identifier(schema)))
         conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
     return conn
 

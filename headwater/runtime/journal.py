@@ -12,9 +12,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from headwater.postgres import DDL_LOCK
 from schemas import DeadLetter, DocumentChanged
 
-_SCHEMA = """
+_SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS intake_journal (
     seq          bigserial PRIMARY KEY,
     event_id     text NOT NULL UNIQUE,
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     failed_at    timestamptz NOT NULL DEFAULT now()
 );
 """
+)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from headwater.postgres import DDL_LOCK
 from services.embedder.errors import CacheUnavailableError
 from services.embedder.ports import Vector
 
@@ -80,6 +81,7 @@ class PostgresEmbeddingCache:
     def ensure_schema(self) -> None:
         """Create the table if it does not exist."""
         with self._transaction() as conn:
+            conn.execute(DDL_LOCK)
             conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (model_id text NOT NULL, content_hash text NOT NULL,"

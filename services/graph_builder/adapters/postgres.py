@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from headwater.postgres import DDL_LOCK
 from services.graph_builder import canonical
 from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord, GraphCompaction
 from services.graph_builder.errors import GraphStoreError
@@ -16,7 +17,9 @@ from services.graph_builder.errors import GraphStoreError
 # Writers lock the buckets of the entities they touch, so one cannot prune an entity another is adding.
 _LOCK_BUCKETS = 32
 
-SCHEMA = """
+SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS graph_documents (
     tenant text NOT NULL, document_id text NOT NULL, version bigint NOT NULL,
     deleted boolean NOT NULL DEFAULT false, updated_at timestamptz NOT NULL DEFAULT now(),
@@ -39,6 +42,7 @@ CREATE TABLE IF NOT EXISTS graph_relations (
 CREATE INDEX IF NOT EXISTS graph_relations_src ON graph_relations (tenant, src);
 CREATE INDEX IF NOT EXISTS graph_relations_dst ON graph_relations (tenant, dst);
 """
+)
 
 _FENCE = """
 INSERT INTO graph_documents AS d (tenant, document_id, version, deleted) VALUES (%s, %s, %s, %s)

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from headwater.postgres import DDL_LOCK
 from services.indexer.migration.plan import (
     IndexCollection,
     Migration,
@@ -20,7 +21,9 @@ from services.indexer.migration.plan import (
 
 Connect = Callable[[], psycopg.Connection[Any]]
 
-SCHEMA = """
+SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS index_collections (
     name        text PRIMARY KEY,
     alias       text NOT NULL,
@@ -51,6 +54,7 @@ CREATE TABLE IF NOT EXISTS index_migrations (
 CREATE UNIQUE INDEX IF NOT EXISTS index_migrations_one_active ON index_migrations (alias)
     WHERE state IN ('backfilling', 'cut_over', 'rolled_back');
 """
+)
 _MIGRATION = """
 SELECT m.id, m.alias, m.state, m.applied_state, m.backfill_complete, m.reembedded_points,
        m.embedded_texts, m.started_at, m.updated_at, m.decisions, m.scanned_points, m.total_points,

@@ -11,12 +11,15 @@ from typing import Any
 
 import psycopg
 
+from headwater.postgres import DDL_LOCK
 from services.ingest.cdc.logic import Identity, TrackedRow, delete_version
 from services.ingest.errors import CdcStateUnavailable
 
 Connect = Callable[[], psycopg.Connection[Any]]
 
-SCHEMA = """
+SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS cdc_rows (
     source                 text NOT NULL,  -- the Debezium topic: one connector's table
     row_key                text NOT NULL,  -- the primary key as canonical JSON
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS cdc_truncates (
     lsn     bigint NOT NULL
 );
 """
+)
 _COLUMNS = "row_key, tenant, document_id, lsn, deleted_version, retracted_tenant, retracted_document_id"
 
 

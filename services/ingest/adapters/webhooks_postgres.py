@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
+from headwater.postgres import DDL_LOCK
 from schemas import Accepted
 from services.ingest.errors import WebhookSourceError, WebhookStoreUnavailable
 from services.ingest.webhooks import Delivery, WebhookSecret, WebhookSource
@@ -21,7 +22,9 @@ from services.ingest.webhooks import Delivery, WebhookSecret, WebhookSource
 Connect = Callable[[], psycopg.Connection[Any]]
 T = TypeVar("T")
 
-SCHEMA = """
+SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS webhook_sources (
     name        text PRIMARY KEY,
     tenant      text NOT NULL,
@@ -45,6 +48,7 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_received ON webhook_deliveries (received_at);
 """
+)
 _SOURCES = "SELECT name, tenant, created_at, retired_at FROM webhook_sources"
 _SECRETS = "SELECT source, secret, created_at, expires_at FROM webhook_secrets"
 _ADD_KEY = "INSERT INTO webhook_secrets (source, secret, created_at, expires_at) VALUES (%s, %s, %s, %s)"

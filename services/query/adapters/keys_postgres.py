@@ -9,13 +9,16 @@ from typing import Any
 
 import psycopg
 
+from headwater.postgres import DDL_LOCK
 from services.query.access import ApiKey
 from services.query.errors import KeyStoreError
 from services.query.ratelimit import RateLimit
 
 Connect = Callable[[], psycopg.Connection[Any]]
 
-SCHEMA = """
+SCHEMA = (
+    DDL_LOCK
+    + """
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id          text PRIMARY KEY,
     tenant          text NOT NULL,
@@ -30,6 +33,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant);
 """
+)
 _INSERT = (
     "INSERT INTO api_keys (key_id, tenant, acl_groups, secret_sha256, label, rate_per_second, burst,"
     " created_at, revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
