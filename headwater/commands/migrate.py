@@ -194,19 +194,14 @@ def start(
 @migrate_app.command()
 def status(home: HomeOpt = Path(".headwater"), as_json: JsonOpt = False) -> None:
     """State, backfill progress (backfilled/total, lag, ETA) and the decisions taken."""
-    from headwater.operations.migrate import backfill_lag, progress, require
+    from headwater.operations.migrate import backfill_lag, copy_scanned, progress, require
 
     with _errors(), _store(home) as store:
         migration = require(store, _alias())
-        copying = migration.total_points is not None or migration.backfill_complete
-        records = None if copying or not migration.state.active else _kafka_records(migration)
-        if not migration.state.active:
-            lag: int | None = 0
-        elif records is not None:
-            lag = records[1] - records[0]
-        else:
-            lag = backfill_lag(migration, None)
-        report = progress(migration, lag, records=records)
+        active = migration.state.active
+        records = _kafka_records(migration) if active and not copy_scanned(migration) else None
+        lag = backfill_lag(migration, lambda _: None if records is None else records[1] - records[0])
+        report = progress(migration, lag if active else 0, records=records)
     if as_json:
         _out.print_json(json.dumps(report, default=str))
         return

@@ -183,10 +183,16 @@ def require(store: MigrationStore, alias: str) -> Migration:
     return found
 
 
+def copy_scanned(migration: Migration) -> bool:
+    """Whether the embedded runtime's copy scan records this migration's progress; otherwise the
+    distributed migration consumer group's offsets do."""
+    return migration.total_points is not None or migration.backfill_complete
+
+
 def backfill_lag(migration: Migration, kafka_lag: Callable[[Migration], int | None] | None) -> int | None:
     """Changes the target has yet to receive: the copy scan's remaining points (embedded runtime), or the
     migration consumer group's lag on the enriched-chunks topic (distributed)."""
-    if migration.total_points is not None or migration.backfill_complete:
+    if copy_scanned(migration):
         if migration.backfill_complete:
             return 0
         return max(0, (migration.total_points or 0) - migration.scanned_points)

@@ -173,7 +173,6 @@ class EmbeddedHeadwater:
             handlers=self.handlers,
             pool=pool,
             cache=parts.cache,
-            sparse=parts.sparse,
             copy_backfill=True,
             follow_read_model=True,
             page_size=parts.migration.page_size,

@@ -33,9 +33,7 @@ from services.indexer.service import IndexOutcome
 
 if TYPE_CHECKING:
     from services.indexer.migration.store import MigrationStore
-
-if TYPE_CHECKING:  # Presidio pulls in spaCy and torch (~750 MiB): only the ingest stage loads it
-    from services.ingest.redaction import Redactor
+    from services.ingest.redaction import Redactor  # Presidio, spaCy, torch (~750 MiB): ingest only
 
 # Errors worth retrying: the message is fine, something it depends on is briefly unavailable.
 TRANSIENT: tuple[type[BaseException], ...] = (

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from headwater.runtime.handlers import StageHandlers
 from services.embedder.pool import BackendPool
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache
-from services.embedder.sparse import SparseEncoder
 from services.indexer.migration.backfill import copy_page
 from services.indexer.migration.plan import IndexCollection, Migration, MigrationState
 from services.indexer.migration.store import MigrationStore
@@ -68,7 +67,6 @@ class MigrationCoordinator:
     handlers: StageHandlers
     pool: BackendPool
     cache: EmbeddingCache
-    sparse: SparseEncoder
     copy_backfill: bool  # embedded runtime: backfill by copying the source collection
     follow_read_model: bool  # embedded runtime: the embedding stage embeds with the read side's model
     page_size: int = 128
@@ -108,8 +106,11 @@ class MigrationCoordinator:
         return False
 
     def apply(self, migration: Migration) -> None:
-        """Make the index and the handlers match the recorded state (idempotent)."""
+        """Make the index and the handlers match the recorded state (idempotent); a state this process
+        has already applied costs nothing more, so polling stays cheap."""
         state = migration.state
+        if self._applied == (migration.id, state):
+            return
         if state.active:
             self._ensure(migration.target)
         read = migration.read_collection
@@ -123,16 +124,15 @@ class MigrationCoordinator:
             self.handlers.reembedder_for = self.reembedder
         if self.follow_read_model:
             self._follow(read)
-        if self._applied != (migration.id, state):
-            if state is MigrationState.FINISHED:
-                self._retire(migration.source)
-            elif state is MigrationState.ABORTED:
-                self._retire(migration.target)
-            if self.on_migration is not None:
-                self.on_migration(migration if state.active else None)
-            if migration.applied_state is not state:
-                self.store.mark_applied(migration.id, state)
-            self._applied = (migration.id, state)
+        if state is MigrationState.FINISHED:
+            self._retire(migration.source)
+        elif state is MigrationState.ABORTED:
+            self._retire(migration.target)
+        if self.on_migration is not None:
+            self.on_migration(migration if state.active else None)
+        if migration.applied_state is not state:
+            self.store.mark_applied(migration.id, state)
+        self._applied = (migration.id, state)
 
     def reembedder(self, collection: IndexCollection) -> Reembedder:
         if collection.name not in self._reembedders:
@@ -140,7 +140,6 @@ class MigrationCoordinator:
             self._reembedders[collection.name] = Reembedder(
                 backend=backend,
                 cache=self.cache,
-                sparse=self.sparse,
                 max_batch_tokens=self.handlers.embedder.max_batch_tokens,
                 max_batch_size=self.handlers.embedder.max_batch_size,
             )

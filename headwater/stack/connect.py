@@ -10,7 +10,6 @@ its service manifests (`plugin.discovery=service_load`: a fraction of a second i
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import time
 from collections.abc import Mapping
@@ -20,7 +19,14 @@ from typing import Self
 
 import httpx
 
-from headwater.stack.kafka import KAFKA_VERSION, KafkaStackError, free_port, stop_process
+from headwater.stack.kafka import (
+    KAFKA_VERSION,
+    KafkaStackError,
+    free_port,
+    log_tail,
+    spawn_logged,
+    stop_process,
+)
 
 __all__ = [
     "CONNECT_MAIN",
@@ -181,27 +187,13 @@ class KafkaConnect:
             CONNECT_MAIN,
             str(config),
         ]
-        with self.log_file.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=detach,
-                env={**os.environ, **(env or {})},
-            )
+        self.process = spawn_logged(cmd, self.log_file, detach=detach, env=env)
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def _wait_ready(self) -> None:
         assert self.process is not None
@@ -211,7 +203,7 @@ class KafkaConnect:
             code = self.process.poll()
             if code is not None:
                 raise KafkaStackError(
-                    f"kafka connect exited early with code {code}; log tail:\n{self._log_tail()}"
+                    f"kafka connect exited early with code {code}; log tail:\n{log_tail(self.log_file)}"
                 )
             ready, last = worker_ready(self.url)
             if ready:
@@ -219,7 +211,8 @@ class KafkaConnect:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=0.5)
         raise KafkaStackError(
-            f"kafka connect not ready after {self.start_timeout_s}s ({last}); log tail:\n{self._log_tail()}"
+            f"kafka connect not ready after {self.start_timeout_s}s ({last});"
+            f" log tail:\n{log_tail(self.log_file)}"
         )
 
     def stop(self, *, timeout_s: float = 30.0) -> None:

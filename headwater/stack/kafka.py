@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -140,6 +140,29 @@ def _server_properties(*, log_dir: Path, port: int, controller_port: int) -> str
     )
 
 
+def spawn_logged(
+    cmd: list[str], log_file: Path, *, detach: bool, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a JVM with its output appended to `log_file`. A new session (`detach`) keeps a detached
+    process alive after the CLI exits and away from Ctrl-C."""
+    with log_file.open("ab") as log:
+        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=detach,
+            env={**os.environ, **env} if env else None,
+        )
+
+
+def log_tail(log_file: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def stop_process(process: subprocess.Popen[bytes] | None, *, timeout_s: float) -> None:
     """SIGTERM a child we started, SIGKILL it if it has not exited within `timeout_s`."""
     if process is None or process.poll() is not None:
@@ -265,23 +288,13 @@ class KafkaBroker:
         if not (home / "data" / "meta.properties").exists():  # formatting costs a JVM start (~2.5 s)
             self._format(home=home, config=config)
         cmd = self._java("-Xms256m", f"-Xmx{self.heap}", "kafka.Kafka", str(config))
-        with self.log_file.open("ab") as log:
-            # A new session keeps a detached broker alive after the CLI exits and away from Ctrl-C.
-            self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=detach
-            )
+        self.process = spawn_logged(cmd, self.log_file, detach=detach)
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
     def _wait_ready(self) -> None:
         assert self.process is not None
@@ -291,7 +304,9 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             code = self.process.poll()
             if code is not None:
-                raise KafkaStackError(f"kafka exited early with code {code}; log tail:\n{self._log_tail()}")
+                raise KafkaStackError(
+                    f"kafka exited early with code {code}; log tail:\n{log_tail(self.log_file)}"
+                )
             if _port_open(self.port):
                 try:
                     _run_sync(ping(self.bootstrap_servers, timeout_s=5.0))
@@ -303,7 +318,7 @@ class KafkaBroker:
                 self.process.wait(timeout=0.2)
         raise KafkaStackError(
             f"kafka not ready after {self.start_timeout_s}s (last error: {last_error!r}); "
-            f"log tail:\n{self._log_tail()}"
+            f"log tail:\n{log_tail(self.log_file)}"
         )
 
     def stop(self, *, timeout_s: float = 20.0) -> None:

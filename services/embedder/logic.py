@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -51,30 +51,59 @@ def embed_chunk_sets(
 
     The cache is best effort: if it is unavailable, everything is embedded and the outcome is the same.
     """
+    first, owner = _first_by_hash(sets)
+    dense = embed_chunks(
+        first,
+        backend=backend,
+        cache=cache,
+        max_batch_tokens=max_batch_tokens,
+        max_batch_size=max_batch_size,
+        describe=lambda h: _describe(h, first=first, owner=owner),
+    )
+    sparse_by_hash: dict[str, SparseVector] = {h: sparse.encode_document(c.text) for h, c in first.items()}
     model_id, dimension = backend.model_id, backend.dimension
-    first: dict[
-        str, Chunk
-    ] = {}  # content hash -> first chunk carrying it, for the text and for error messages
+    return [
+        _embedded(s, dense=dense, sparse=sparse_by_hash, model_id=model_id, dimension=dimension) for s in sets
+    ]
+
+
+def embed_chunks(
+    chunks: Mapping[str, Chunk],
+    *,
+    backend: EmbeddingBackend,
+    cache: EmbeddingCache,
+    max_batch_tokens: int = 8192,
+    max_batch_size: int = 64,
+    describe: Callable[[str], str] | None = None,
+) -> dict[str, Vector]:
+    """Dense vectors of `chunks` (by content hash): cached ones, the rest embedded in batches within the
+    token and size budgets, each batch checked and cached as it comes."""
+    model_id, dimension = backend.model_id, backend.dimension
+    dense = _cached(cache, model_id, list(chunks), dimension=dimension)
+    misses = [h for h in chunks if h not in dense]
+    limit = backend.max_input_tokens
+    counts = [min(chunks[h].token_count + _SPECIAL_TOKENS, limit) for h in misses]
+    for batch in plan_batches(counts, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size):
+        hashes = [misses[i] for i in batch]
+        rows = backend.embed([chunks[h].text for h in hashes])
+        fresh = _checked(
+            rows, hashes, describe=describe or _hash_only, dimension=dimension, model_id=model_id
+        )
+        dense.update(fresh)
+        _store(cache, model_id, fresh)  # per batch, so a later failure does not waste the work done
+    return dense
+
+
+def _first_by_hash(sets: Sequence[ChunksCreated]) -> tuple[dict[str, Chunk], dict[str, ChunksCreated]]:
+    """Content hash -> the first chunk carrying it (its text, for error messages) and its chunk set."""
+    first: dict[str, Chunk] = {}
     owner: dict[str, ChunksCreated] = {}
     for chunk_set in sets:
         for chunk in chunk_set.chunks:
             if chunk.content_hash not in first:
                 first[chunk.content_hash] = chunk
                 owner[chunk.content_hash] = chunk_set
-    dense = _cached(cache, model_id, list(first), dimension=dimension)
-    misses = [h for h in first if h not in dense]
-    limit = backend.max_input_tokens
-    counts = [min(first[h].token_count + _SPECIAL_TOKENS, limit) for h in misses]
-    for batch in plan_batches(counts, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size):
-        hashes = [misses[i] for i in batch]
-        rows = backend.embed([first[h].text for h in hashes])
-        fresh = _checked(rows, hashes, first=first, owner=owner, dimension=dimension, model_id=model_id)
-        dense.update(fresh)
-        _store(cache, model_id, fresh)  # per batch, so a later failure does not waste the work done
-    sparse_by_hash: dict[str, SparseVector] = {h: sparse.encode_document(c.text) for h, c in first.items()}
-    return [
-        _embedded(s, dense=dense, sparse=sparse_by_hash, model_id=model_id, dimension=dimension) for s in sets
-    ]
+    return first, owner
 
 
 def _embedded(
@@ -103,8 +132,7 @@ def _checked(
     rows: np.ndarray,
     hashes: list[str],
     *,
-    first: dict[str, Chunk],
-    owner: dict[str, ChunksCreated],
+    describe: Callable[[str], str],
     dimension: int,
     model_id: str,
 ) -> dict[str, Vector]:
@@ -112,15 +140,19 @@ def _checked(
     if rows.ndim != 2 or rows.shape[0] != len(hashes):
         raise PermanentEmbeddingError(f"{model_id} returned shape {rows.shape} for {len(hashes)} texts")
     if rows.shape[1] != dimension:
-        where = _describe(hashes[0], first=first, owner=owner)
+        where = describe(hashes[0])
         raise PermanentEmbeddingError(
             f"{model_id} returned dimension {rows.shape[1]}, not {dimension}, for {where}"
         )
     bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
     if bad.size:
-        where = _describe(hashes[int(bad[0])], first=first, owner=owner)
+        where = describe(hashes[int(bad[0])])
         raise PermanentEmbeddingError(f"{model_id} returned a NaN or infinite vector for {where}")
     return {h: np.asarray(rows[i], dtype=np.float32) for i, h in enumerate(hashes)}
+
+
+def _hash_only(content_hash: str) -> str:
+    return f"the text with hash {content_hash[:12]}"
 
 
 def _describe(content_hash: str, *, first: dict[str, Chunk], owner: dict[str, ChunksCreated]) -> str:

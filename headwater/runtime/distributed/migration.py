@@ -28,8 +28,8 @@ from headwater.runtime.distributed.consumer import StageConsumer, StageIO
 from headwater.runtime.handlers import TRANSIENT
 from schemas import ChunksEnriched
 from schemas.topics import CHUNKS_ENRICHED, dead_letter_topic
-from services.indexer.migration.plan import Migration
-from services.indexer.migration.writer import reembed_into
+from services.indexer.migration.plan import IndexCollection, Migration
+from services.indexer.migration.writer import Reembedder, write_everywhere
 from services.indexer.service import IndexOutcome
 
 if TYPE_CHECKING:
@@ -46,37 +46,32 @@ class MigrationHandler:
 
     coordinator: MigrationCoordinator
     migration_id: int
-    _current: Migration | None = None
 
     def __call__(self, events: list[ChunksEnriched]) -> list[IndexOutcome]:
         migration = self.coordinator.store.get(self.migration_id)
         if migration is None or not migration.state.active:
             return [_skipped(e, "the migration is over") for e in events]
-        handlers = self.coordinator.handlers
-        outcomes: list[IndexOutcome | None] = [None] * len(events)
-        points = texts = 0
-        with handlers.write_lock:
-            for collection in migration.write_collections:
-                others = [i for i, e in enumerate(events) if e.model != collection.model_id]
-                if not others:
-                    continue
-                reembed = self.coordinator.reembedder(collection)
-                before = reembed.backend.texts
-                report = reembed_into(
-                    [events[i] for i in others],
-                    index=self.coordinator.index,
-                    collection=collection,
-                    reembed=reembed,
-                )
-                for i, outcome in zip(others, report.outcomes, strict=True):
-                    outcomes[i] = outcomes[i] or outcome
-                points += report.reembedded_points
-                texts += reembed.backend.texts - before
+        used: dict[str, tuple[Reembedder, int]] = {}  # texts each backend had embedded before this batch
+
+        def reembedder_for(collection: IndexCollection) -> Reembedder:
+            reembed = self.coordinator.reembedder(collection)
+            used.setdefault(collection.name, (reembed, reembed.backend.texts))
+            return reembed
+
+        with self.coordinator.handlers.write_lock:
+            report = write_everywhere(
+                events,
+                index=self.coordinator.index,
+                collections=migration.write_collections,
+                reembedder_for=reembedder_for,
+                as_is=False,
+            )
             self.coordinator.index.flush()  # durable before the offsets are committed
-        self.coordinator.store.add_progress(self.migration_id, points=points, texts=texts)
+        texts = sum(reembed.backend.texts - before for reembed, before in used.values())
+        self.coordinator.store.add_progress(self.migration_id, points=report.reembedded_points, texts=texts)
         return [
             o or _skipped(events[i], "its model's collection is written by the indexer")
-            for i, o in enumerate(outcomes)
+            for i, o in enumerate(report.outcomes)
         ]
 
 

@@ -280,7 +280,7 @@ def _build_parts(
         handlers.index = _open_index(settings, read_only=process.name == "query")
         process.closers.append(handlers.index.close)
     if stage == "indexer":
-        _coordinate_migrations(process, pool, embedder)
+        _coordinate_migrations(process, pool)
     if process.name in ("query", "index-node"):
         from headwater.runtime.migrations import CollectionModels
         from services.graph_builder.adapters.postgres import PostgresGraphStore
@@ -319,14 +319,13 @@ def _migration_store(process: ServiceProcess) -> MigrationStore:
     return store
 
 
-def _coordinate_migrations(process: ServiceProcess, pool: BackendPool, embedder: EmbedderSettings) -> None:
+def _coordinate_migrations(process: ServiceProcess, pool: BackendPool) -> None:
     """The index writer carries out model migrations: alias moves, both collections written, and the
     migration consumer that backfills and re-embeds (see `distributed/migration.py`)."""
     from headwater.config import MigrationSettings
     from headwater.runtime.distributed.migration import MigrationConsumers
     from headwater.runtime.migrations import MigrationCoordinator
     from services.embedder.adapters.cache import PostgresEmbeddingCache
-    from services.embedder.factory import build_sparse_encoder
 
     store = _migration_store(process)
     process.handlers.registry = store
@@ -338,7 +337,6 @@ def _coordinate_migrations(process: ServiceProcess, pool: BackendPool, embedder:
         handlers=process.handlers,
         pool=pool,
         cache=cache,
-        sparse=build_sparse_encoder(embedder),
         copy_backfill=False,
         follow_read_model=False,
         on_migration=consumers.switch,

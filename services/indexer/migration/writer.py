@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from schemas import ChunksCreated, ChunksEnriched, ChunkVectors
+from schemas import ChunksEnriched, ChunkVectors
 from schemas.common import utc_now
-from services.embedder.logic import embed_chunk_sets
+from services.embedder.logic import embed_chunks
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache, Matrix
-from services.embedder.sparse import SparseEncoder
 from services.indexer.logic import plan_write
 from services.indexer.migration.plan import IndexCollection
 from services.indexer.ports import VectorIndex
 from services.indexer.service import IndexOutcome, index_event
-
-_CREATED_FIELDS = frozenset(ChunksCreated.model_fields) - {"kind"}
 
 
 class ModelMismatch(Exception):
@@ -41,46 +38,37 @@ class CountingBackend:
 
 @dataclass
 class Reembedder:
-    """Turns a change embedded by one model into the same change embedded by `backend`."""
+    """Turns a change embedded by one model into the same change embedded by `backend`; sparse vectors
+    do not depend on the dense model and are kept as they are."""
 
     backend: CountingBackend
     cache: EmbeddingCache
-    sparse: SparseEncoder
     max_batch_tokens: int = 8192
     max_batch_size: int = 64
 
     def __call__(self, events: list[ChunksEnriched]) -> list[ChunksEnriched]:
-        with_chunks = [e for e in events if e.chunks]
-        embedded = embed_chunk_sets(
-            [ChunksCreated.model_validate(e.model_dump(include=set(_CREATED_FIELDS))) for e in with_chunks],
+        dense = embed_chunks(
+            {c.content_hash: c for e in events for c in e.chunks},
             backend=self.backend,
             cache=self.cache,
-            sparse=self.sparse,
             max_batch_tokens=self.max_batch_tokens,
             max_batch_size=self.max_batch_size,
         )
-        dense = {(e.tenant, e.document_id, v.chunk_id): v.dense for e in embedded for v in e.vectors}
-        out = []
-        for event in events:
-            # Sparse vectors do not depend on the dense model: they are kept as they are.
-            vectors = [
-                ChunkVectors(
-                    chunk_id=v.chunk_id,
-                    dense=dense[(event.tenant, event.document_id, v.chunk_id)],
-                    sparse=v.sparse,
-                )
-                for v in event.vectors
-            ]
-            out.append(
-                event.model_copy(
-                    update={
-                        "model": self.backend.model_id,
-                        "dimension": self.backend.dimension,
-                        "vectors": vectors,
-                    }
-                )
+        return [
+            event.model_copy(
+                update={
+                    "model": self.backend.model_id,
+                    "dimension": self.backend.dimension,
+                    "vectors": [
+                        ChunkVectors(
+                            chunk_id=v.chunk_id, dense=dense[c.content_hash].tolist(), sparse=v.sparse
+                        )
+                        for c, v in zip(event.chunks, event.vectors, strict=True)
+                    ],
+                }
             )
-        return out
+            for event in events
+        ]
 
 
 @dataclass
@@ -96,9 +84,11 @@ def write_everywhere(
     index: VectorIndex,
     collections: list[IndexCollection],
     reembedder_for: Callable[[IndexCollection], Reembedder] | None,
+    as_is: bool = True,
 ) -> WriteReport:
-    """Index each change into every collection: as it is where its model matches, re-embedded where it
-    does not (only when `reembedder_for` is given; the distributed indexer leaves that to the migration
+    """Index each change into every collection: as it is where its model matches (unless `as_is` is
+    False: the distributed migration consumer leaves those to the indexer), re-embedded where it does
+    not (only when `reembedder_for` is given; the distributed indexer leaves that to the migration
     consumer). A change that no collection can take as it is, and that may not be re-embedded here,
     raises ModelMismatch, so it is dead-lettered with the reason rather than written with foreign
     vectors."""
@@ -112,7 +102,7 @@ def write_everywhere(
             )
     report = WriteReport(outcomes=[None] * len(events))
     for collection in collections:
-        same = [i for i, e in enumerate(events) if e.model == collection.model_id]
+        same = [i for i, e in enumerate(events) if as_is and e.model == collection.model_id]
         for i in same:
             outcome = index_event(events[i], index=index, collection=collection.name)
             report.outcomes[i] = report.outcomes[i] or outcome

@@ -9,7 +9,6 @@ import pytest
 from schemas import ChangeOp, ChunksEnriched, ChunkVectors
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
-from services.embedder.sparse import SparseEncoder
 from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.logic import point_id, tombstone_id
 from services.indexer.migration.plan import IndexCollection
@@ -40,9 +39,7 @@ class Sides:
             TARGET.name: HashingBackend(dimension=TARGET.dimension, model_id=TARGET.model_id),
         }
         self.reembedders = {
-            name: Reembedder(
-                backend=CountingBackend(inner), cache=InMemoryEmbeddingCache(), sparse=SparseEncoder()
-            )
+            name: Reembedder(backend=CountingBackend(inner), cache=InMemoryEmbeddingCache())
             for name, inner in self.inner.items()
         }
 

@@ -62,7 +62,6 @@ def world() -> World:
     reembed = Reembedder(
         backend=CountingBackend(HashingBackend(dimension=32, model_id="hash-32")),
         cache=InMemoryEmbeddingCache(),
-        sparse=world.sparse,
     )
     fresh = world.add(ONLY_IN_OTHER, ["Quarterly revenue report for the new region."])
     world.index.delete_points(
