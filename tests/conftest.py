@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from headwater.postgres import connect, embedded_postgres_url
+from headwater.kernel.postgres import connect, embedded_postgres_url
 from headwater.stack.connect import KafkaConnect
 from headwater.stack.kafka import KafkaBroker
 from headwater.stack.postgres import CdcPostgres

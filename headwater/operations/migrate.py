@@ -16,8 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from headwater.eval import ndcg_at
-from headwater.runtime.handlers import collection_name
+from headwater.evaluation import ndcg_at
 from schemas import SearchPage, SearchRequest
 from schemas.common import utc_now
 from schemas.search import GroupBy, SearchMode
@@ -29,6 +28,7 @@ from services.indexer.migration.plan import (
     Migration,
     MigrationError,
     MigrationState,
+    collection_name,
     decide_cutover,
 )
 from services.indexer.migration.store import MigrationStore

@@ -30,7 +30,7 @@ class BatchOutcome:
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class BatchRetryPolicy:
     transient: tuple[type[BaseException], ...]
     max_attempts: int
     backoff_s: float = 0.2
@@ -44,7 +44,7 @@ def run_batch(
     messages: list[Any],
     handler: Handler,
     *,
-    policy: RetryPolicy,
+    policy: BatchRetryPolicy,
     isolate_transient: bool,
     stopping: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
@@ -71,7 +71,7 @@ def _isolate(
     position: int,
     message: Any,
     handler: Handler,
-    policy: RetryPolicy,
+    policy: BatchRetryPolicy,
     outcome: BatchOutcome,
     stopping: Callable[[], bool],
     sleep: Callable[[float], None],
@@ -87,7 +87,7 @@ def _isolate(
 def _with_retries(
     messages: list[Any],
     handler: Handler,
-    policy: RetryPolicy,
+    policy: BatchRetryPolicy,
     outcome: BatchOutcome,
     stopping: Callable[[], bool],
     sleep: Callable[[float], None],

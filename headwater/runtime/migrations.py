@@ -15,13 +15,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from headwater.runtime.handlers import StageHandlers
+from services.embedder.config import EmbedderSettings
+from services.embedder.handlers import EmbedStage
 from services.embedder.pool import BackendPool
 from services.embedder.ports import EmbeddingBackend, EmbeddingCache
+from services.embedder.reembed import CountingBackend, Reembedder
+from services.indexer.handlers import IndexStage
 from services.indexer.migration.backfill import copy_page
 from services.indexer.migration.plan import IndexCollection, Migration, MigrationState
 from services.indexer.migration.store import MigrationStore
-from services.indexer.migration.writer import CountingBackend, Reembedder
 from services.indexer.ports import CollectionSpec, VectorIndex
 
 logger = logging.getLogger(__name__)
@@ -64,11 +66,12 @@ class CollectionModels:
 @dataclass
 class MigrationCoordinator:
     store: MigrationStore
-    handlers: StageHandlers
+    indexing: IndexStage  # retargeted at the collections the state names
     pool: BackendPool
     cache: EmbeddingCache
+    embedder: EmbedderSettings  # batch budgets of the re-embedding
     copy_backfill: bool  # embedded runtime: backfill by copying the source collection
-    follow_read_model: bool  # embedded runtime: the embedding stage embeds with the read side's model
+    embedding: EmbedStage | None = None  # embedded runtime: follows the read side's model
     page_size: int = 128
     pause_s: float = 0.0  # between copy steps: a backfill must not starve the live pipeline
     on_migration: Callable[[Migration | None], None] | None = None  # distributed: start/stop the consumer
@@ -77,12 +80,11 @@ class MigrationCoordinator:
 
     @property
     def index(self) -> VectorIndex:
-        assert self.handlers.index is not None
-        return self.handlers.index
+        return self.indexing.index
 
     @property
     def alias(self) -> str:
-        return self.handlers.settings.collection_alias
+        return self.indexing.alias
 
     def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
         """Apply and backfill until `stop`; a failure is logged and retried on the next round."""
@@ -117,13 +119,13 @@ class MigrationCoordinator:
         if self.index.resolve_alias(self.alias) != read.name:
             self.index.switch_alias(self.alias, read.name)
             logger.info("alias %s now points at %s (%s)", self.alias, read.name, state.value)
-        with self.handlers.write_lock:
-            self.handlers.write_targets = migration.write_collections
-            self.handlers.collection = read.name
-        if self.copy_backfill:
-            self.handlers.reembedder_for = self.reembedder
-        if self.follow_read_model:
-            self._follow(read)
+        self.indexing.retarget(
+            read=read,
+            write=migration.write_collections,
+            reembedder_for=self.reembedder if self.copy_backfill else None,
+        )
+        if self.embedding is not None:
+            follow_model(self.embedding, self.pool, read)
         if state is MigrationState.FINISHED:
             self._retire(migration.source)
         elif state is MigrationState.ABORTED:
@@ -140,8 +142,8 @@ class MigrationCoordinator:
             self._reembedders[collection.name] = Reembedder(
                 backend=backend,
                 cache=self.cache,
-                max_batch_tokens=self.handlers.embedder.max_batch_tokens,
-                max_batch_size=self.handlers.embedder.max_batch_size,
+                max_batch_tokens=self.embedder.max_batch_tokens,
+                max_batch_size=self.embedder.max_batch_size,
             )
         return self._reembedders[collection.name]
 
@@ -159,7 +161,7 @@ class MigrationCoordinator:
             limit=self.page_size,
             backend=reembed.backend,
             cache=self.cache,
-            write_lock=self.handlers.write_lock,
+            write_lock=self.indexing.write_lock,
         )
         self.index.flush()  # the cursor moves on only once the copied points are durable
         self.store.save_scan(
@@ -176,11 +178,7 @@ class MigrationCoordinator:
         self.index.ensure_collection(
             CollectionSpec(name=collection.name, dense_dim=collection.dimension, distance=distance)
         )
-        for key, kind in self.handlers.settings.metadata_indexes.items():
-            self.index.index_metadata(collection.name, key, kind)
-
-    def _follow(self, read: IndexCollection) -> None:
-        follow_model(self.handlers, self.pool, read)
+        self.indexing.index_metadata(collection.name)
 
     def _retire(self, collection: IndexCollection) -> None:
         if self.index.collection_exists(collection.name):
@@ -190,15 +188,12 @@ class MigrationCoordinator:
         self._reembedders.pop(collection.name, None)
 
 
-def follow_model(handlers: StageHandlers, pool: BackendPool, read: IndexCollection) -> None:
+def follow_model(embedding: EmbedStage, pool: BackendPool, read: IndexCollection) -> None:
     """New changes are embedded with the model readers use, so after cutover the target gets them as
-    they are and only the source (kept for rollback) needs re-embedding."""
-    current = handlers.backend
-    if current is not None and current.model_id != read.model_id:
-        if handlers.boundary_encoder is None:  # chunk boundaries must not move with the model
-            handlers.boundary_encoder = current
-        handlers.backend = pool.get(read.model_id, read.profile)
-        logger.info("embedding stage now embeds with %s", read.model_id)
+    they are and only the source (kept for rollback) needs re-embedding. (Chunk boundaries keep their
+    own model: the chunk stage was built with it.)"""
+    if embedding.backend.model_id != read.model_id:
+        embedding.use(pool.get(read.model_id, read.profile))
 
 
 def read_collection(store: MigrationStore, alias: str) -> IndexCollection | None:
@@ -215,13 +210,14 @@ class ModelFollower:
     """The distributed embedding stage's side of a migration: embed with the readers' model."""
 
     store: MigrationStore
-    handlers: StageHandlers
+    embedding: EmbedStage
     pool: BackendPool
+    alias: str
 
     def step(self) -> None:
-        read = read_collection(self.store, self.handlers.settings.collection_alias)
+        read = read_collection(self.store, self.alias)
         if read is not None:
-            follow_model(self.handlers, self.pool, read)
+            follow_model(self.embedding, self.pool, read)
 
     def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
         while not stop.wait(poll_s):

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from headwater.sentences import split_sentences
+from headwater.kernel.sentences import split_sentences
 from schemas import BlockKind, ChangeOp, Chunk, ChunkMention, ChunksCreated, DocumentRedacted
 from services.chunker.config import ChunkerSettings
 

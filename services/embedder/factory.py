@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.embedder.adapters._http import RetryPolicy
+from headwater.kernel.http_retry import RetryPolicy
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.config import EmbedderSettings
 from services.embedder.ports import EmbeddingBackend

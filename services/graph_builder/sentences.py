@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from headwater.sentences import split_sentences
+from headwater.kernel.sentences import split_sentences
 
 __all__ = ["split_sentences", "typed_relation"]
 

@@ -14,24 +14,16 @@ document's tombstone (the newest deleted marker) and drops only chunks: a supers
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from schemas import ChangeOp, ChunksEnriched
-from services.indexer.ports import DELETED, LIVE, IndexHit, IndexPoint, Payload
+from services.indexer.ports import DELETED, LIVE, IndexHit, IndexPoint, Payload, point_id
 
-# Fixed forever: changing it would give every chunk a new id and duplicate the whole index.
-POINT_NAMESPACE = uuid.UUID("6f1c1e4e-5b4a-5e0c-9d53-6a1f0c2b7e11")
 TOMBSTONE_CHUNK = "#tombstone"
 
 PlanStatus = Literal["apply", "stale", "noop"]
-
-
-def point_id(*, tenant: str, document_id: str, chunk_id: str) -> str:
-    """Deterministic point id of a chunk, so a redelivered event overwrites instead of duplicating."""
-    return str(uuid.uuid5(POINT_NAMESPACE, f"{tenant}/{document_id}/{chunk_id}"))
 
 
 def tombstone_id(*, tenant: str, document_id: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -22,6 +23,15 @@ INTEGER_FIELDS = frozenset({"doc_version"})
 
 LIVE = "live"
 DELETED = "deleted"
+
+# Fixed forever: changing it would give every chunk a new id and duplicate the whole index.
+POINT_NAMESPACE = uuid.UUID("6f1c1e4e-5b4a-5e0c-9d53-6a1f0c2b7e11")
+
+
+def point_id(*, tenant: str, document_id: str, chunk_id: str) -> str:
+    """Deterministic point id of a chunk, so a redelivered event overwrites instead of duplicating, and a
+    reader (the graph retriever) can address a chunk it knows by document and chunk id."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{tenant}/{document_id}/{chunk_id}"))
 
 
 @dataclass(frozen=True, slots=True)

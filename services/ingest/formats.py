@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup
 from bs4.element import Tag
 
 from schemas import BlockKind, TextBlock
-from services.ingest.adapters import partitioner
+from services.ingest import partitioner
 from services.ingest.parsing import clean_text, html_table_text
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

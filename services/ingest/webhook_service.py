@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from headwater.kernel.ratelimit import RateLimit, RateLimiter, retry_after_seconds
 from schemas import Accepted, IngestDocument, SourceKind, SourceRef
 from schemas.common import utc_now
 from services.ingest.config import WebhookSettings
@@ -41,7 +42,6 @@ from services.ingest.errors import (
 from services.ingest.ports import WebhookStore
 from services.ingest.service import IntakeService
 from services.ingest.webhooks import SOURCE_NAME, WebhookSource, verify
-from services.query.ratelimit import RateLimit, RateLimiter, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 

@@ -12,44 +12,23 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
+from headwater.kernel.ratelimit import RateLimit, RateLimiter, retry_after_seconds
 from schemas import SearchRequest
 from schemas.common import AclGroup, TenantId
 from schemas.search import MAX_ACL_GROUPS
 from services.query.errors import Forbidden, RateLimited, Unauthenticated
-from services.query.ratelimit import RateLimit, RateLimiter, retry_after_seconds
-
-if TYPE_CHECKING:
-    from services.query.ports import KeyStore
+from services.query.ports import ApiKey, KeyStore
 
 KEY_PREFIX = "hw"
 _KEY_ID = re.compile(r"^[0-9a-f]{16}$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32): 32 bytes in unpadded base64url
 _TENANT = TypeAdapter(TenantId)
 _GROUP = TypeAdapter(AclGroup)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApiKey:
-    """A stored key: the tenant and ACL groups it grants, never its secret."""
-
-    key_id: str
-    tenant: str
-    acl_groups: tuple[str, ...]
-    secret_sha256: bytes = field(repr=False)
-    created_at: datetime
-    revoked_at: datetime | None = None
-    rate_limit: RateLimit | None = None  # None: the server's default
-    label: str = ""
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from services.embedder.sparse import STOPWORDS
+from headwater.kernel.stopwords import STOPWORDS
 from services.graph_builder import canonical
 from services.graph_builder.domain import ChunkSupport, EntityRecord
 from services.graph_builder.graph import MAX_FANOUT, expand_entities
 from services.graph_builder.ports import EntityRecognizer, GraphStore
-from services.indexer.logic import point_id
+from services.indexer.ports import point_id
 
 _WORD = re.compile(r"[^\W_]+(?:[-.'’/][^\W_]+)*")
 

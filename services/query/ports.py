@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from services.query.access import ApiKey
+from headwater.kernel.ratelimit import RateLimit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiKey:
+    """A stored key: the tenant and ACL groups it grants, never its secret."""
+
+    key_id: str
+    tenant: str
+    acl_groups: tuple[str, ...]
+    secret_sha256: bytes = field(repr=False)
+    created_at: datetime
+    revoked_at: datetime | None = None
+    rate_limit: RateLimit | None = None  # None: the server's default
+    label: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 class KeyStore(Protocol):

@@ -7,16 +7,15 @@ local directory or an installed package that carries its weights (nothing is dow
 from __future__ import annotations
 
 import importlib
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from headwater.models import offline
-from services.embedder.adapters._http import RetryPolicy, send_with_retries
-from services.embedder.errors import EmbedderError
+from headwater.kernel.http_retry import BadEndpoint, RetriesExhausted, RetryPolicy
+from headwater.kernel.model_files import offline
+from headwater.kernel.tei import TeiClient, error_text
 from services.query.errors import RerankerFailed, RerankerUnavailable
 
 # 429: more requests in flight than the server allows. (424 means the model is not a reranker or failed on
@@ -48,46 +47,44 @@ class TeiReranker:
         raw_scores: bool = False,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._client = client or httpx.Client(timeout=timeout)
-        self._base = base_url.rstrip("/")
-        self._retry = retry or RetryPolicy(max_attempts=3)
+        self._tei = TeiClient(
+            base_url,
+            client=client,
+            timeout=timeout,
+            batch_size=max_client_batch_size,
+            retry=retry or RetryPolicy(max_attempts=3),
+            retry_statuses=_RETRY,
+        )
         self._raw = raw_scores
-        self._lock = threading.Lock()
-        self.batch_size = max_client_batch_size
 
     @property
     def name(self) -> str:
-        return f"tei:{self._base}"
+        return f"tei:{self._tei.base_url}"
+
+    @property
+    def batch_size(self) -> int:
+        return self._tei.batch_size
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        scores: list[float] = []
-        start = 0
-        while start < len(texts):
-            batch = list(texts[start : start + self.batch_size])
-            scores += self._post(query, batch)
-            start += len(batch)
-        return scores
-
-    def _post(self, query: str, texts: list[str]) -> list[float]:
-        body = {"query": query, "texts": texts, "raw_scores": self._raw, "truncate": True}
+        if not texts:
+            return []
         try:
-            response = send_with_retries(
-                lambda: self._client.post(f"{self._base}/rerank", json=body),
-                policy=self._retry,
-                retry_statuses=_RETRY,
-                what=f"TEI POST /rerank ({len(texts)} texts)",
-            )
-        except EmbedderError as exc:  # the shared retry helper speaks the embedder's errors
+            return self._tei.in_batches(texts, lambda batch: self._post(query, batch), _concatenated)
+        except (RetriesExhausted, BadEndpoint) as exc:
             raise RerankerFailed(str(exc)) from exc
+
+    def _post(self, query: str, texts: list[str]) -> list[float] | None:
+        body = {"query": query, "texts": texts, "raw_scores": self._raw, "truncate": True}
+        response = self._tei.post("/rerank", body, what=f"/rerank ({len(texts)} texts)")
         if response.status_code == 413 and len(texts) > 1:
-            # The server's --max-client-batch-size is below ours: remember the smaller size and split.
-            half = len(texts) // 2
-            with self._lock:
-                self.batch_size = min(self.batch_size, half)
-            return self._post(query, texts[:half]) + self._post(query, texts[half:])
+            return None  # split by the client
         if response.status_code != 200:
-            raise RerankerFailed(f"TEI POST /rerank: HTTP {response.status_code}: {_error(response)}")
+            raise RerankerFailed(f"TEI POST /rerank: HTTP {response.status_code}: {error_text(response)}")
         return _scores_by_index(response, len(texts))
+
+
+def _concatenated(parts: list[list[float]]) -> list[float]:
+    return [score for part in parts for score in part]
 
 
 def _scores_by_index(response: httpx.Response, expected: int) -> list[float]:
@@ -100,16 +97,6 @@ def _scores_by_index(response: httpx.Response, expected: int) -> list[float]:
     if sorted(found) != list(range(expected)):
         raise RerankerFailed(f"TEI ranked indices {sorted(found)[:5]}... for {expected} texts")
     return [found[i] for i in range(expected)]
-
-
-def _error(response: httpx.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(payload, dict):
-        return f"{payload.get('error_type', '?')}: {payload.get('error', '')}"
-    return response.text[:200]
 
 
 class CrossEncoderReranker:

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from headwater.http import problem
+from headwater.kernel.problems import problem
+from headwater.kernel.ratelimit import RateLimit, RateLimiter
 from headwater.observability import metrics
 from schemas import SearchPage, SearchRequest
 from services.query.access import AccessControl, Caller, parse_token, scope_request
@@ -19,7 +20,6 @@ from services.query.config import AccessSettings
 from services.query.errors import AccessError, AccessNotConfigured
 from services.query.ports import KeyStore
 from services.query.querylog import log_refusal, log_search
-from services.query.ratelimit import RateLimit, RateLimiter
 from services.query.service import QueryService
 
 router = APIRouter()

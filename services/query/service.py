@@ -309,6 +309,8 @@ def build_query_service(
     graph_store: GraphStore | None,
     recognizer: EntityRecognizer | None = None,
     reranker: Reranker | None = None,
+    embed_for: Callable[[str], EmbedQuery] | None = None,
+    index_allowed: Callable[[str], bool] | None = None,
 ) -> QueryService:
     """The query service with its graph retriever and reranker as configured; a reranker that cannot
     be loaded leaves `rerank` requests refused rather than the service down."""
@@ -338,14 +340,14 @@ def build_query_service(
         candidates=settings.candidates,
         graph=graph,
         reranker=reranker,
+        embed_for=embed_for,
+        index_allowed=index_allowed,
     )
 
 
 def _linker(settings: QuerySettings, recognizer: EntityRecognizer | None) -> QueryLinker:
     if settings.graph_linker == "gazetteer":
         return GazetteerLinker()
-    if recognizer is None:
-        from services.graph_builder.adapters.spacy_ner import SpacyEntityRecognizer
-
-        recognizer = SpacyEntityRecognizer()
+    if recognizer is None:  # the composition root builds one (spaCy) when NER linking is configured
+        raise ValueError("HEADWATER_QUERY_GRAPH_LINKER=ner needs an entity recognizer")
     return NerLinker(recognizer)

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from headwater.runtime.embedded import EmbeddedHeadwater
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from services.ingest.formats import DOCX, PDF
 from services.query.config import AccessSettings
 from tests.e2e.conftest import RuntimeFactory

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 from fastapi.testclient import TestClient
 
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from services.query.config import AccessSettings
 from tests.e2e.conftest import RuntimeFactory
 from tests.e2e.scrape import Scrape

@@ -24,7 +24,7 @@ NOTE = (
     "margaret.holloway@example.org or (415) 555-0199. Payroll has her SSN 078-05-1120 on file."
 )
 STAGES = ["indexer", "graph_builder", "embedder", "chunker", "ingest"]
-# Third-party loggers every command holds at ERROR (headwater/cli.py, headwater/commands/run.py).
+# Third-party loggers every command holds at ERROR (headwater/cli/common.py, headwater/cli/pipeline.py).
 QUIETED = ("presidio-analyzer", "presidio-anonymizer", "sentence_transformers", "httpx")
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from headwater.kernel.ratelimit import RateLimit
 from headwater.runtime.embedded import EmbeddedHeadwater
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from services.query.access import issue_key
 from services.query.adapters.keys_postgres import PostgresKeyStore
 from services.query.config import AccessSettings
-from services.query.ratelimit import RateLimit
 from tests.e2e.conftest import RuntimeFactory
 
 

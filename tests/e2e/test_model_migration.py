@@ -167,7 +167,7 @@ def test_migration_cutover_rollback_finish_under_query_load(postgres_url: str, t
         page = runtime.query.search(SearchRequest(query="zebra audit", tenant="acme", top_k=3))
         assert page.index == migration.target.name
         assert "after-finish" in [h.document_id for h in page.hits]
-        assert runtime.handlers.backend is not None and runtime.handlers.backend.model_id == backend.model_id
+        assert runtime.embedding.backend.model_id == backend.model_id
     finally:
         runtime.stop()
 
@@ -209,7 +209,7 @@ def test_backfill_killed_midway_resumes_without_reembedding_finished_chunks(
     import subprocess
     import sys
 
-    from headwater.postgres import connect
+    from headwater.kernel.postgres import connect
     from services.indexer.adapters.edge import EdgeIndex
     from services.indexer.migration.store import MigrationStore
 

@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from headwater.runtime.embedded import EmbeddedHeadwater
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from schemas import IngestDocument
 from services.query.access import issue_key
 from services.query.adapters.keys_postgres import PostgresKeyStore

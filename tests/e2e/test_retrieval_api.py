@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from services.query.access import issue_key
 from services.query.adapters.keys_postgres import PostgresKeyStore
 from tests.e2e.conftest import RuntimeFactory

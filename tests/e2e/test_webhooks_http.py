@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from headwater.runtime.embedded import EmbeddedHeadwater
-from headwater.runtime.http_app import create_app
+from headwater.runtime.embedded.http_app import create_app
 from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
 from services.ingest.webhooks import WebhookSecret, new_secret, register_source, sign
 from services.query.config import AccessSettings

@@ -13,12 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from headwater.cli import app
-from headwater.postgres import connect
+from headwater.kernel.postgres import connect
+from headwater.kernel.ratelimit import RateLimit
 from services.query.access import authenticate, issue_key, parse_token
 from services.query.adapters.keys_postgres import PostgresKeyStore
 from services.query.errors import KeyStoreError, Unauthenticated
 from services.query.ports import KeyStore
-from services.query.ratelimit import RateLimit
 from tests.unit.query.key_store_contract import SCENARIOS
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from headwater.postgres import connect
+from headwater.kernel.postgres import connect
 from schemas import ChangeOp
 from services.ingest.adapters.cdc_rows_postgres import PostgresRowTracker
 from services.ingest.cdc import CdcIngest

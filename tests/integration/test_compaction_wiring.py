@@ -9,7 +9,8 @@ import pytest
 
 from headwater.config import HeadwaterSettings
 from headwater.runtime.compaction import CompactionJob
-from headwater.runtime.distributed.services import ServiceProcess, build_service
+from headwater.runtime.distributed.bootstrap import build_service
+from headwater.runtime.distributed.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def test_the_writer_of_the_index_or_graph_compacts_it(
         assert job is not None and job.is_alive()
         if service == "indexer":
             assert job.run_once() is None  # nothing indexed yet: no collection, nothing to do
-            process.handlers.ensure_collection(model=("test-model", 8))
+            process.handlers.index.ensure_collection(model=("test-model", 8))
         run = job.run_once()
         assert run is not None
         assert (run.index is not None) is (service == "indexer")

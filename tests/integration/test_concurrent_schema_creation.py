@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from headwater.postgres import connect
-from headwater.runtime.journal import Journal
+from headwater.kernel.postgres import connect
+from headwater.runtime.embedded.journal import Journal
 from services.embedder.adapters.cache import PostgresEmbeddingCache
 from services.graph_builder.adapters.postgres import PostgresGraphStore
 from services.indexer.migration.store import MigrationStore

@@ -10,7 +10,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from headwater.postgres import connect
+from headwater.kernel.postgres import connect
 from services.embedder.adapters.cache import PostgresEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.errors import CacheUnavailableError

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from faststream.kafka import KafkaBroker as FastStreamBroker
 
 from headwater.config import KafkaSettings
-from headwater.http import install_problem_handlers
-from headwater.runtime.distributed.services import KafkaChangeLog
+from headwater.kernel.problems import install_problem_handlers
+from headwater.runtime.distributed.change_log import KafkaChangeLog
 from headwater.stack.kafka import KafkaBroker
 from headwater.stack.topics import provision_topics
 from services.ingest.errors import IngestError

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from headwater.kernel.postgres import connect
 from headwater.operations import migrate
-from headwater.postgres import connect
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.profiles import BUILTIN_PROFILES, ModelProfile
 from services.indexer.migration.plan import IndexCollection, MigrationError, MigrationState

@@ -20,7 +20,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from typer.testing import CliRunner
 
-from headwater.commands.ops import dlq_app, lag
+from headwater.cli.ops import dlq_app, lag
 from headwater.config import KafkaSettings
 from headwater.operations import GroupActive
 from headwater.operations.dlq import REDRIVE_HEADER, Action, LetterFilter, list_letters, redrive, show_letter

@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from faststream.kafka import KafkaBroker as FastStreamBroker
 
 from headwater.config import KafkaSettings
-from headwater.runtime.batches import RetryPolicy
+from headwater.runtime.batches import BatchRetryPolicy
 from headwater.runtime.distributed import codec
 from headwater.runtime.distributed.consumer import StageConsumer
 from headwater.stack.kafka import KafkaBroker
@@ -113,7 +113,7 @@ async def _with_stage(
         stage="ingest",
         handler=handler,
         kafka=kafka,
-        policy=RetryPolicy(transient=(TimeoutError,), max_attempts=2, backoff_s=0.01),
+        policy=BatchRetryPolicy(transient=(TimeoutError,), max_attempts=2, backoff_s=0.01),
     )
     consumer.register(broker)
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=True)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from headwater.cli import app
-from headwater.postgres import connect
+from headwater.kernel.postgres import connect
 from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
 from services.ingest.errors import WebhookError, WebhookStoreUnavailable
 from services.ingest.ports import WebhookStore

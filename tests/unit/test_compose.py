@@ -29,7 +29,7 @@ from typer.core import TyperGroup
 
 from headwater.cli import app
 from headwater.config import HeadwaterSettings, KafkaSettings
-from headwater.models import MINILM
+from headwater.kernel.model_files import MINILM
 from headwater.stack.connect import DEBEZIUM_VERSION
 from headwater.stack.connectors import connector_files
 from headwater.stack.kafka import KAFKA_VERSION

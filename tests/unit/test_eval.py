@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headwater.eval import (
+from headwater.evaluation import (
     TABLE_END,
     TABLE_START,
     EvalMode,

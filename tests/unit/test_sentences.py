@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from headwater.sentences import split_sentences
+from headwater.kernel.sentences import split_sentences
 
 
 def _split(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from headwater.config import KafkaSettings
-from headwater.runtime.batches import RetryPolicy
+from headwater.runtime.batches import BatchRetryPolicy
 from headwater.runtime.distributed import codec
 from headwater.runtime.distributed.consumer import StageConsumer, StageIO
 from headwater.runtime.handlers import TRANSIENT
@@ -22,7 +22,7 @@ from services.ingest.cdc.config import CdcSettings, load_mappings
 from services.ingest.errors import CdcStateUnavailable, MalformedChangeEvent
 
 if TYPE_CHECKING:
-    from headwater.runtime.distributed.services import ServiceProcess
+    from headwater.runtime.distributed.process import ServiceProcess
 
 
 def decode(record: Any) -> CdcRecord:
@@ -45,20 +45,19 @@ def cdc_io(ingest: CdcIngest, kafka: KafkaSettings) -> StageIO:
 
 def attach_cdc_consumer(process: ServiceProcess, *, cdc: CdcSettings | None = None) -> StageConsumer | None:
     """Add the CDC consumer to an ingest process when `HEADWATER_CDC_MAPPINGS` names a mapping file."""
-    from headwater.runtime.distributed.services import _connect_db
     from services.ingest.adapters.cdc_rows_postgres import PostgresRowTracker
 
     cdc = cdc or CdcSettings()
     if cdc.mappings is None:
         return None
-    tracker = PostgresRowTracker(_connect_db(process.settings))
+    tracker = PostgresRowTracker(process.connect)
     tracker.ensure_schema()
     ingest = CdcIngest(mappings=load_mappings(cdc.mappings), tracker=tracker)
     consumer = StageConsumer(
         stage=CDC_STAGE,
         handler=ingest.handle,
         kafka=process.kafka,
-        policy=RetryPolicy(
+        policy=BatchRetryPolicy(
             transient=(*TRANSIENT, CdcStateUnavailable), max_attempts=process.settings.max_attempts
         ),
         io=cdc_io(ingest, process.kafka),

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from headwater.config import KafkaSettings
 from headwater.observability import tracing
 from headwater.observability.metrics import StageMeter, observe_consumer_lag
-from headwater.runtime.batches import BatchOutcome, Handler, RetryPolicy, run_batch
+from headwater.runtime.batches import BatchOutcome, BatchRetryPolicy, Handler, run_batch
 from headwater.runtime.distributed import codec
 from schemas import DeadLetter
 from schemas.topics import PIPELINE, STAGES, Topic, dead_letter_topic
@@ -90,7 +90,7 @@ class StageConsumer:
     stage: str
     handler: Handler
     kafka: KafkaSettings
-    policy: RetryPolicy
+    policy: BatchRetryPolicy
     after_batch: Any = None  # callable(results) run after the commit; the index node uses it for freshness
     io: StageIO | None = None  # default: the stage's pipeline topics and contract
     group: str | None = None  # default: the stage's consumer group

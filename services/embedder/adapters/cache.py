@@ -12,7 +12,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from headwater.postgres import DDL_LOCK
+from headwater.kernel.postgres import DDL_LOCK
 from services.embedder.errors import CacheUnavailableError
 from services.embedder.ports import Vector
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from headwater.models import MINILM, minilm_path, offline
+from headwater.kernel.model_files import MINILM, minilm_path, offline
 from services.embedder.errors import PermanentEmbeddingError
 from services.embedder.ports import Matrix
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from headwater.models import MINILM, minilm_path
+from headwater.kernel.model_files import MINILM, minilm_path
 from services.embedder.errors import PermanentEmbeddingError
 from services.embedder.ports import Matrix
 from services.embedder.vectors import l2_normalise, mean_pool

@@ -9,7 +9,8 @@ import httpx
 import numpy as np
 from pydantic import SecretStr
 
-from services.embedder.adapters._http import RetryPolicy, embed_in_batches, send_with_retries
+from headwater.kernel.http_retry import RetryPolicy, send_with_retries
+from services.embedder.adapters.http_errors import embedder_errors
 from services.embedder.errors import PermanentEmbeddingError
 from services.embedder.ports import Matrix
 from services.embedder.vectors import l2_normalise
@@ -60,19 +61,25 @@ class OpenAICompatibleBackend:
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """Send batches of at most `max_batch_size` inputs; rows come back in input order."""
-        return embed_in_batches(self._post, texts, batch_size=self.batch_size, dimension=self._dimension)
+        parts = [
+            self._post(list(texts[i : i + self.batch_size])) for i in range(0, len(texts), self.batch_size)
+        ]
+        if not parts:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        return np.concatenate(parts)
 
     def _post(self, batch: list[str]) -> Matrix:
         body: dict[str, object] = {"model": self._model, "input": batch, "encoding_format": "float"}
         if self._dimensions:
             body["dimensions"] = self._dimensions
         headers = {"Authorization": f"Bearer {self._key.get_secret_value()}"}
-        response = send_with_retries(
-            lambda: self._client.post(self._url, json=body, headers=headers),
-            policy=self._retry,
-            retry_statuses=_RETRY,
-            what=f"POST {self._url} ({len(batch)} inputs)",
-        )
+        with embedder_errors():
+            response = send_with_retries(
+                lambda: self._client.post(self._url, json=body, headers=headers),
+                policy=self._retry,
+                retry_statuses=_RETRY,
+                what=f"POST {self._url} ({len(batch)} inputs)",
+            )
         if response.status_code in _AUTH:
             raise PermanentEmbeddingError(f"embeddings API refused the credentials: {self._error(response)}")
         if response.status_code != 200:

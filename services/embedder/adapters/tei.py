@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import numpy as np
 
-from services.embedder.adapters._http import RetryPolicy, embed_in_batches, send_with_retries
+from headwater.kernel.http_retry import RetryPolicy
+from headwater.kernel.tei import TeiClient, error_text
+from services.embedder.adapters.http_errors import embedder_errors
 from services.embedder.errors import PermanentEmbeddingError
 from services.embedder.ports import Matrix
 from services.embedder.vectors import l2_normalise
@@ -33,13 +35,21 @@ class TeiBackend:
         dimension: int | None = None,
         max_input_tokens: int | None = None,
     ) -> None:
-        self._client = client or httpx.Client(base_url=base_url, timeout=timeout)
-        self._base = base_url.rstrip("/")
-        self._retry = retry or RetryPolicy()
-        self.batch_size = max_client_batch_size
+        self._tei = TeiClient(
+            base_url,
+            client=client,
+            timeout=timeout,
+            batch_size=max_client_batch_size,
+            retry=retry,
+            retry_statuses=_RETRY,
+        )
         self._model_id, self._dimension, self._max_tokens = model_id, dimension, max_input_tokens
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:
+        return self._tei.batch_size
 
     @property
     def model_id(self) -> str:
@@ -54,7 +64,7 @@ class TeiBackend:
     def dimension(self) -> int:
         """The configured dimension, else the length of one probe embedding (`/info` does not report it)."""
         if self._dimension is None:
-            self._dimension = int(self._post(["dimension probe"]).shape[1])
+            self._dimension = int(self.embed(["dimension probe"]).shape[1])
         return self._dimension
 
     @property
@@ -67,12 +77,8 @@ class TeiBackend:
         """`GET /info`, fetched once."""
         with self._lock:
             if self._info is None:
-                response = send_with_retries(
-                    lambda: self._client.get(f"{self._base}/info"),
-                    policy=self._retry,
-                    retry_statuses=_RETRY,
-                    what="TEI GET /info",
-                )
+                with embedder_errors():
+                    response = self._tei.get("/info")
                 if response.status_code != 200:
                     raise PermanentEmbeddingError(f"TEI GET /info: HTTP {response.status_code}")
                 self._info = dict(response.json())
@@ -80,24 +86,19 @@ class TeiBackend:
 
     def embed(self, texts: Sequence[str]) -> Matrix:
         """Send batches of at most `max_client_batch_size`; rows come back in input order."""
-        return embed_in_batches(self._post, texts, batch_size=self.batch_size, dimension=self._dimension)
+        if not texts:
+            return np.zeros((0, self._dimension or 0), dtype=np.float32)
+        with embedder_errors():
+            return self._tei.in_batches(texts, self._post, np.concatenate)
 
-    def _post(self, batch: list[str]) -> Matrix:
+    def _post(self, batch: list[str]) -> Matrix | None:
         body = {"inputs": batch, "normalize": True, "truncate": True}
-        response = send_with_retries(
-            lambda: self._client.post(f"{self._base}/embed", json=body),
-            policy=self._retry,
-            retry_statuses=_RETRY,
-            what=f"TEI POST /embed ({len(batch)} inputs)",
-        )
+        response = self._tei.post("/embed", body, what=f"/embed ({len(batch)} inputs)")
         status = response.status_code
         if status == 413 and len(batch) > 1:
-            # The server's --max-client-batch-size is below ours: remember the smaller size and split.
-            half = len(batch) // 2
-            self.batch_size = min(self.batch_size, half)
-            return np.concatenate([self._post(batch[:half]), self._post(batch[half:])])
+            return None  # split by the client
         if status != 200:
-            raise PermanentEmbeddingError(f"TEI POST /embed: HTTP {status}: {_error(response)}")
+            raise PermanentEmbeddingError(f"TEI POST /embed: HTTP {status}: {error_text(response)}")
         try:
             rows = np.asarray(response.json(), dtype=np.float32)
         except (ValueError, TypeError) as exc:  # not JSON, or ragged rows
@@ -105,13 +106,3 @@ class TeiBackend:
         if rows.ndim != 2 or rows.shape[0] != len(batch):
             raise PermanentEmbeddingError(f"TEI returned shape {rows.shape} for {len(batch)} inputs")
         return l2_normalise(rows)  # cheap, and keeps the port's promise whatever the server was told
-
-
-def _error(response: httpx.Response) -> str:
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text[:200]
-    if isinstance(payload, dict):
-        return f"{payload.get('error_type', '?')}: {payload.get('error', '')}"
-    return response.text[:200]

@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from headwater.postgres import DDL_LOCK
+from headwater.kernel.postgres import DDL_LOCK
 from services.graph_builder import canonical
 from services.graph_builder.domain import ChunkSupport, DocumentGraph, Edge, EntityRecord, GraphCompaction
 from services.graph_builder.errors import GraphStoreError

@@ -13,15 +13,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from services.embedder.ports import EmbeddingCache
 from services.indexer.migration.plan import IndexCollection
-from services.indexer.migration.writer import CountingBackend
 from services.indexer.ports import LIVE, IndexFilter, IndexHit, IndexPoint, VectorIndex
 
 logger = logging.getLogger(__name__)
 _COMPARED = ("doc_version", "state", "content_hash", "deleted_by_version")
+
+
+class TextEmbedder(Protocol):
+    """What the copy needs of the target's model: texts in, one dense row each (the embedding stage's
+    backends fit it)."""
+
+    def embed(self, texts: Sequence[str]) -> Any: ...  # a matrix: one row per text
+
+
+class VectorCache(Protocol):
+    """What the copy needs of the embedding cache, keyed by model and content hash."""
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> Mapping[str, Any]: ...
+
+    def put_many(self, model_id: str, items: Mapping[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +54,8 @@ def copy_page(
     target: IndexCollection,
     after: str | None,
     limit: int,
-    backend: CountingBackend,
-    cache: EmbeddingCache,
+    backend: TextEmbedder,
+    cache: VectorCache,
     write_lock: threading.Lock,
 ) -> PageCopied:
     hits, next_cursor = index.scan(source.name, after=after, limit=limit)
@@ -92,7 +107,7 @@ def _by_id(index: VectorIndex, collection: str, hits: list[IndexHit]) -> dict[st
 
 
 def _embed(
-    hits: list[IndexHit], *, backend: CountingBackend, cache: EmbeddingCache, model_id: str
+    hits: list[IndexHit], *, backend: TextEmbedder, cache: VectorCache, model_id: str
 ) -> dict[str, list[float]]:
     """Dense vectors by point id, from the cache where the same text was embedded before."""
     by_hash: dict[str, str] = {

@@ -15,6 +15,7 @@ cutover and rollback can alternate until `finish` retires the source (or `abort`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +51,12 @@ _NEXT: dict[str, dict[MigrationState, MigrationState]] = {
 
 class MigrationError(Exception):
     """A migration command that cannot apply in the current state; the message says what to do."""
+
+
+def collection_name(alias: str, model_id: str, dimension: int, generation: int = 1) -> str:
+    """Versioned physical collection for a model; the alias in front of it is what readers use."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")
+    return f"{alias}__{slug}__d{dimension}__v{generation}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from headwater.postgres import DDL_LOCK
+from headwater.kernel.postgres import DDL_LOCK
 from services.indexer.migration.plan import (
     IndexCollection,
     Migration,

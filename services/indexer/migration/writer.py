@@ -2,73 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from schemas import ChunksEnriched, ChunkVectors
+from schemas import ChunksEnriched
 from schemas.common import utc_now
-from services.embedder.logic import embed_chunks
-from services.embedder.ports import EmbeddingBackend, EmbeddingCache, Matrix
 from services.indexer.logic import plan_write
 from services.indexer.migration.plan import IndexCollection
 from services.indexer.ports import VectorIndex
 from services.indexer.service import IndexOutcome, index_event
 
+# Turns changes embedded by one model into the same changes embedded by a collection's model (the embedding
+# stage's `Reembedder`, which the runtime hands in: the indexer never embeds by itself).
+Reembed = Callable[[list[ChunksEnriched]], list[ChunksEnriched]]
+
 
 class ModelMismatch(Exception):
     """A change embedded by a model that none of the collections being written holds."""
-
-
-class CountingBackend:
-    """Counts the texts a backend actually embeds (cache misses), for progress and for proving that a
-    resumed backfill does not embed finished chunks again."""
-
-    def __init__(self, inner: EmbeddingBackend) -> None:
-        self.inner = inner
-        self.model_id = inner.model_id
-        self.dimension = inner.dimension
-        self.max_input_tokens = inner.max_input_tokens
-        self.texts = 0
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        rows = self.inner.embed(texts)
-        self.texts += len(texts)
-        return rows
-
-
-@dataclass
-class Reembedder:
-    """Turns a change embedded by one model into the same change embedded by `backend`; sparse vectors
-    do not depend on the dense model and are kept as they are."""
-
-    backend: CountingBackend
-    cache: EmbeddingCache
-    max_batch_tokens: int = 8192
-    max_batch_size: int = 64
-
-    def __call__(self, events: list[ChunksEnriched]) -> list[ChunksEnriched]:
-        dense = embed_chunks(
-            {c.content_hash: c for e in events for c in e.chunks},
-            backend=self.backend,
-            cache=self.cache,
-            max_batch_tokens=self.max_batch_tokens,
-            max_batch_size=self.max_batch_size,
-        )
-        return [
-            event.model_copy(
-                update={
-                    "model": self.backend.model_id,
-                    "dimension": self.backend.dimension,
-                    "vectors": [
-                        ChunkVectors(
-                            chunk_id=v.chunk_id, dense=dense[c.content_hash].tolist(), sparse=v.sparse
-                        )
-                        for c, v in zip(event.chunks, event.vectors, strict=True)
-                    ],
-                }
-            )
-            for event in events
-        ]
 
 
 @dataclass
@@ -83,7 +33,7 @@ def write_everywhere(
     *,
     index: VectorIndex,
     collections: list[IndexCollection],
-    reembedder_for: Callable[[IndexCollection], Reembedder] | None,
+    reembedder_for: Callable[[IndexCollection], Reembed] | None,
     as_is: bool = True,
 ) -> WriteReport:
     """Index each change into every collection: as it is where its model matches (unless `as_is` is
@@ -122,7 +72,7 @@ def write_everywhere(
 
 
 def reembed_into(
-    events: list[ChunksEnriched], *, index: VectorIndex, collection: IndexCollection, reembed: Reembedder
+    events: list[ChunksEnriched], *, index: VectorIndex, collection: IndexCollection, reembed: Reembed
 ) -> WriteReport:
     """Re-embed and index the changes the collection does not hold yet. A change whose version the
     collection already has (a resumed backfill, a redelivery) is skipped before any embedding."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from headwater.postgres import DDL_LOCK
+from headwater.kernel.postgres import DDL_LOCK
 from services.ingest.cdc.logic import Identity, TrackedRow, delete_version
 from services.ingest.errors import CdcStateUnavailable
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from headwater.postgres import DDL_LOCK
+from headwater.kernel.postgres import DDL_LOCK
 from schemas import Accepted
 from services.ingest.errors import WebhookSourceError, WebhookStoreUnavailable
 from services.ingest.webhooks import Delivery, WebhookSecret, WebhookSource

@@ -6,8 +6,8 @@ import dataclasses
 import threading
 from datetime import datetime
 
-from services.query.access import ApiKey
 from services.query.errors import KeyStoreError
+from services.query.ports import ApiKey
 
 
 class InMemoryKeyStore:

@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from headwater.postgres import DDL_LOCK
-from services.query.access import ApiKey
+from headwater.kernel.postgres import DDL_LOCK
+from headwater.kernel.ratelimit import RateLimit
 from services.query.errors import KeyStoreError
-from services.query.ratelimit import RateLimit
+from services.query.ports import ApiKey
 
 Connect = Callable[[], psycopg.Connection[Any]]
 

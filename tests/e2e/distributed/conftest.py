@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from headwater.runtime.distributed.local import LocalPipeline
 from headwater.stack.kafka import KafkaBroker
+from headwater.stack.pipeline import LocalPipeline
 from headwater.stack.topics import provision_topics
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

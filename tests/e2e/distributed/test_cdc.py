@@ -26,10 +26,10 @@ from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
 
 from headwater.config import KafkaSettings
 from headwater.operations.lag import measure_lag
-from headwater.runtime.distributed.local import LocalPipeline
 from headwater.stack.connect import KafkaConnect
 from headwater.stack.connectors import ConnectClient
 from headwater.stack.kafka import KafkaBroker
+from headwater.stack.pipeline import LocalPipeline
 from headwater.stack.postgres import CdcPostgres
 from schemas import DeadLetter
 from schemas.sources import DEBEZIUM_UNAVAILABLE_VALUE

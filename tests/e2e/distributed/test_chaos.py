@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from headwater.runtime.distributed.local import PIPELINE_SERVICES, LocalPipeline
+from headwater.stack.pipeline import PIPELINE_SERVICES, LocalPipeline
 from tests.e2e.distributed.audit import DocKey, Latest, audit, snapshot
 from tests.e2e.distributed.conftest import pipeline_lag, wait_for
 

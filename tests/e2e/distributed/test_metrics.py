@@ -17,8 +17,8 @@ import httpx
 import psycopg
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 
-from headwater.runtime.distributed.local import LocalPipeline
 from headwater.stack.kafka import free_port
+from headwater.stack.pipeline import LocalPipeline
 from schemas.topics import DOCUMENTS
 from tests.e2e.distributed.conftest import post_document, search, wait_for
 from tests.e2e.scrape import Scrape

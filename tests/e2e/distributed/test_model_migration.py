@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from headwater.runtime.distributed.local import LocalPipeline
+from headwater.stack.pipeline import LocalPipeline
 from tests.e2e.distributed.conftest import post_document, wait_for
 
 DOCS = 24

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from headwater.runtime.distributed.local import LocalPipeline
+from headwater.stack.pipeline import LocalPipeline
 from tests.e2e.distributed.conftest import post_document, search, wait_for
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 
-from headwater.runtime.distributed.local import LocalPipeline
+from headwater.stack.pipeline import LocalPipeline
 from schemas.topics import CHUNKS_ENRICHED, DOCUMENTS
 from tests.e2e.distributed.audit import snapshot
 from tests.e2e.distributed.conftest import post_document, search, wait_for

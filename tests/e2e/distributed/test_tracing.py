@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from headwater.runtime.distributed.local import LocalPipeline
+from headwater.stack.pipeline import LocalPipeline
 from tests.e2e.distributed.conftest import search, wait_for
 from tests.tracing_support import chain_to_root, read_span_files
 

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import httpx
 
-from headwater.postgres import connect
-from headwater.runtime.distributed.local import LocalPipeline
+from headwater.kernel.postgres import connect
+from headwater.stack.pipeline import LocalPipeline
 from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
 from services.ingest.webhooks import new_secret, register_source, sign
 from tests.e2e.distributed.audit import Latest, audit, snapshot

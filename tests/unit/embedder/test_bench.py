@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from headwater.bench_embed import ndcg_at_k, run
+from headwater.bench.embed import run
+from headwater.evaluation import mean_ndcg as ndcg_at_k
 from services.embedder.adapters.fake import HashingBackend
 
 

@@ -7,7 +7,7 @@ import httpx
 import numpy as np
 import pytest
 
-from services.embedder.adapters._http import RetryPolicy
+from headwater.kernel.http_retry import RetryPolicy
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.adapters.openai import OpenAICompatibleBackend
 from services.embedder.errors import PermanentEmbeddingError, TransientEmbeddingError

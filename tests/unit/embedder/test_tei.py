@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-from services.embedder.adapters._http import RetryPolicy, retry_after
+from headwater.kernel.http_retry import RetryPolicy, retry_after
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.adapters.tei import TeiBackend
 from services.embedder.errors import PermanentEmbeddingError, TransientEmbeddingError

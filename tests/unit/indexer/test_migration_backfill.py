@@ -14,10 +14,10 @@ from schemas import ChangeOp
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.ports import Vector
+from services.embedder.reembed import CountingBackend
 from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.migration.backfill import PageCopied, copy_page
 from services.indexer.migration.plan import IndexCollection
-from services.indexer.migration.writer import CountingBackend
 from services.indexer.ports import DELETED, LIVE, CollectionSpec, IndexHit
 from services.indexer.service import index_event
 from tests.unit.indexer.events import DIM, NOW, make_event

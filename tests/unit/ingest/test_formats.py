@@ -16,7 +16,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from schemas import BlockKind, DocumentChanged, IngestDocument, TextBlock
-from services.ingest.adapters import partitioner
+from services.ingest import partitioner
 from services.ingest.errors import DocumentTooLarge, EmptyDocument, InvalidDocument, UnsupportedContentType
 from services.ingest.formats import DOCX, PDF, blocks_from_elements
 from services.ingest.logic import normalise

@@ -18,13 +18,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from headwater.config import HeadwaterSettings
 from headwater.observability import metrics
-from headwater.runtime.handlers import StageHandlers
-from headwater.runtime.stages import Envelope, StageWorker
+from headwater.runtime.embedded.workers import Envelope, StageWorker
 from schemas import SourceKind, SourceRef
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
+from services.embedder.config import EmbedderSettings
+from services.embedder.handlers import EmbedStage
 from services.embedder.sparse import SparseEncoder
 from tests.unit.embedder.builders import chunk_set
 
@@ -100,17 +100,17 @@ def test_the_embedded_stage_counts_each_message_once_as_completed_or_dead_letter
 
 def test_embedding_tokens_count_what_the_model_embeds_and_not_cache_hits() -> None:
     model = f"hashing-{uuid.uuid4().hex[:8]}"
-    handlers = StageHandlers(
-        settings=HeadwaterSettings(),
+    embed = EmbedStage(
         backend=HashingBackend(model_id=model),
         cache=InMemoryEmbeddingCache(),
         sparse=SparseEncoder(),
+        settings=EmbedderSettings(),
     )
     first = chunk_set("a", ["one two three", "four five"])  # 3 + 2 tokens
-    handlers.embed([first])
+    embed([first])
     assert _value("headwater_embedding_tokens_total", model=model) == 5
     assert _value("headwater_embedding_texts_total", model=model) == 2
-    handlers.embed([first, chunk_set("b", ["four five", "six"])])  # only "six" is new
+    embed([first, chunk_set("b", ["four five", "six"])])  # only "six" is new
     assert _value("headwater_embedding_tokens_total", model=model) == 6
     assert _value("headwater_embedding_texts_total", model=model) == 3
 

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from headwater.observability import tracing
-from headwater.runtime.stages import Envelope, StageWorker
+from headwater.runtime.embedded.workers import Envelope, StageWorker
 from tests.tracing_support import hex_ids, recording
 
 tracer = trace.get_tracer(__name__)

@@ -6,7 +6,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from headwater.commands.ops import dlq_app, lag, replay
+from headwater.cli.ops import dlq_app, lag, replay
 
 app = typer.Typer()
 app.command(name="replay")(replay)

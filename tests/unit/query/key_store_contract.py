@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from headwater.kernel.ratelimit import RateLimit
 from services.query.access import authenticate, issue_key
 from services.query.errors import KeyStoreError, Unauthenticated
 from services.query.ports import KeyStore
-from services.query.ratelimit import RateLimit
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

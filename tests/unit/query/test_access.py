@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from headwater.kernel.ratelimit import RateLimit, RateLimiter, TokenBucket, retry_after_seconds
 from schemas import SearchRequest
 from services.query.access import (
     AccessControl,
@@ -22,7 +23,6 @@ from services.query.adapters.keys_memory import InMemoryKeyStore
 from services.query.config import AccessSettings
 from services.query.errors import Forbidden, RateLimited, Unauthenticated
 from services.query.ports import KeyStore
-from services.query.ratelimit import RateLimit, RateLimiter, TokenBucket, retry_after_seconds
 from tests.unit.query.key_store_contract import SCENARIOS
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)

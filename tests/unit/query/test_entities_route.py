@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from headwater.http import install_problem_handlers
+from headwater.kernel.problems import install_problem_handlers
 from services.query.access import issue_key
 from services.query.adapters.keys_memory import InMemoryKeyStore
 from services.query.config import AccessSettings

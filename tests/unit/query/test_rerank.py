@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.embedder.adapters._http import RetryPolicy
+from headwater.kernel.http_retry import RetryPolicy
 from services.query.errors import RerankerFailed, RerankerUnavailable
 from services.query.rerank import CrossEncoderReranker, TeiReranker, build_reranker, local_model_dir
 
@@ -126,7 +126,7 @@ def test_cross_encoder_scores_pairs_from_a_local_model(tmp_path: Path) -> None:
     # classification head is untrained, which is enough to prove loading and per-pair scoring.
     from sentence_transformers import CrossEncoder
 
-    from headwater.models import minilm_path, offline
+    from headwater.kernel.model_files import minilm_path, offline
 
     offline()
     CrossEncoder(str(minilm_path()), num_labels=1, device="cpu").save(str(tmp_path / "ce"))

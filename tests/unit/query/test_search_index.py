@@ -9,11 +9,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from headwater.http import install_problem_handlers
+from headwater.kernel.problems import install_problem_handlers
 from schemas import SearchMode, SearchRequest
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
-from services.indexer.migration.writer import CountingBackend, Reembedder
+from services.embedder.reembed import CountingBackend, Reembedder
 from services.indexer.ports import CollectionSpec
 from services.indexer.service import index_event
 from services.query.config import AccessSettings

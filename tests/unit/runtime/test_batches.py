@@ -3,9 +3,9 @@ dead-lettered when the caller asks (the Kafka runtime rewinds instead)."""
 
 from __future__ import annotations
 
-from headwater.runtime.batches import RetryPolicy, run_batch
+from headwater.runtime.batches import BatchRetryPolicy, run_batch
 
-POLICY = RetryPolicy(transient=(TimeoutError,), max_attempts=3, backoff_s=0.0)
+POLICY = BatchRetryPolicy(transient=(TimeoutError,), max_attempts=3, backoff_s=0.0)
 
 
 def _no_sleep(_: float) -> None:

@@ -9,13 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from headwater.runtime.compaction import (
-    CompactionJob,
-    GraphOpener,
-    compaction_job,
-    graph_opener_for,
-    run_compaction,
-)
+from headwater.operations.compaction import GraphOpener, graph_opener_for, run_compaction
+from headwater.runtime.compaction import CompactionJob, compaction_job
 from services.graph_builder.adapters.memory import MemoryGraphStore
 from services.graph_builder.ports import GraphMaintenance
 from services.indexer.adapters.memory import InMemoryIndex

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from headwater.runtime.stages import Envelope, StageWorker
+from headwater.runtime.embedded.workers import Envelope, StageWorker
 
 
 class Transient(Exception):

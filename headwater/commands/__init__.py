@@ -1,1 +1,0 @@
-"""Typer sub-commands, one module per area; `headwater.cli` assembles them."""
