@@ -3,8 +3,9 @@ command, and the runtime's state stores."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
@@ -129,3 +130,39 @@ def state_store(
         yield store
     finally:
         store.close()
+
+
+RecordT = TypeVar("RecordT")
+
+
+def found(record: RecordT | None, missing: str) -> RecordT:
+    """The record a store returned, else `missing` on stderr and exit status 1."""
+    if record is None:
+        console.print(missing)
+        raise typer.Exit(1)
+    return record
+
+
+def show_secret_once(secret: str, *, what: str, hint: str = "") -> None:
+    """A secret on stdout (so it can be piped) with the warning that it is never shown again."""
+    console.print(f"Store the {what} now: it is shown once and cannot be recovered. {hint}".rstrip())
+    typer.echo(secret)
+
+
+def print_records(
+    records: Sequence[RecordT],
+    *,
+    as_json: bool,
+    to_json: Callable[[RecordT], dict[str, object]],
+    columns: Sequence[str],
+    row: Callable[[RecordT], Sequence[str]],
+) -> None:
+    """One JSON object per line, or a table."""
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(to_json(record)))
+        return
+    table = Table(*columns)
+    for record in records:
+        table.add_row(*row(record))
+    out.print(table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,20 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from headwater.cli.common import HomeOpt, console, found, print_records, show_secret_once
 
 if TYPE_CHECKING:
     from services.query.adapters.keys_postgres import PostgresKeyStore
     from services.query.ports import ApiKey
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the query API (each bound to a tenant).")
-_err = Console(stderr=True)
-_out = Console()
-
-HomeOpt = Annotated[
-    Path, typer.Option("--home", envvar="HEADWATER_HOME", help="state directory of the embedded runtime")
-]
 
 
 @contextmanager
@@ -70,9 +63,8 @@ def create(
     with _key_store(home) as store:
         store.add(key)
     groups = ", ".join(key.acl_groups) or "none (public documents only)"
-    _err.print(f"key {key.key_id} for tenant {key.tenant}; ACL groups: {groups}")
-    _err.print("Store it now: it is shown once and cannot be recovered.")
-    typer.echo(token)
+    console.print(f"key {key.key_id} for tenant {key.tenant}; ACL groups: {groups}")
+    show_secret_once(token, what="key")
 
 
 @keys_app.command()
@@ -82,12 +74,9 @@ def revoke(
 ) -> None:
     """Revoke a key: its next request is refused with 401."""
     with _key_store(home) as store:
-        key = store.revoke(key_id, at=datetime.now(UTC))
-    if key is None:
-        _err.print(f"no key {key_id}")
-        raise typer.Exit(1)
+        key = found(store.revoke(key_id, at=datetime.now(UTC)), f"no key {key_id}")
     assert key.revoked_at is not None
-    _err.print(f"key {key.key_id} (tenant {key.tenant}) revoked at {key.revoked_at.isoformat()}")
+    console.print(f"key {key.key_id} (tenant {key.tenant}) revoked at {key.revoked_at.isoformat()}")
 
 
 @keys_app.command(name="list")
@@ -99,23 +88,21 @@ def list_keys(
     """Every key with its tenant, groups, rate limit and state (never a secret)."""
     with _key_store(home) as store:
         keys = store.list_keys(tenant=tenant)
-    if as_json:
-        for k in keys:
-            typer.echo(json.dumps(_as_json(k)))
-        return
-    table = Table("key id", "tenant", "ACL groups", "rate", "label", "created", "revoked")
-    for k in keys:
-        limit = k.rate_limit
-        table.add_row(
+    print_records(
+        keys,
+        as_json=as_json,
+        to_json=_as_json,
+        columns=("key id", "tenant", "ACL groups", "rate", "label", "created", "revoked"),
+        row=lambda k: (
             k.key_id,
             k.tenant,
             ", ".join(k.acl_groups),
-            f"{limit.per_second:g}/s, burst {limit.burst}" if limit else "default",
+            f"{k.rate_limit.per_second:g}/s, burst {k.rate_limit.burst}" if k.rate_limit else "default",
             k.label,
             k.created_at.isoformat(timespec="seconds"),
             k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
-        )
-    _out.print(table)
+        ),
+    )
 
 
 def _as_json(key: ApiKey) -> dict[str, object]:

@@ -67,8 +67,8 @@ def _alias() -> str:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    from services.embedder.profiles import UnknownProfile
-    from services.indexer.migration.plan import MigrationError
+    from services.embedder.errors import UnknownProfile
+    from services.indexer.errors import MigrationError
 
     try:
         yield
@@ -106,7 +106,7 @@ def _http_search(url: str, api_key: str | None) -> Any:
     import httpx
 
     from schemas import SearchPage
-    from services.indexer.migration.plan import MigrationError
+    from services.indexer.errors import MigrationError
 
     client = httpx.Client(base_url=url, timeout=60.0)
     headers = {"Content-Type": "application/json"}

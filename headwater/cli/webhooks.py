@@ -3,7 +3,6 @@ runtime's Postgres (where `POST /v1/webhooks/{source}` reads them, embedded or d
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from headwater.cli.common import HomeOpt, console, found, print_records, show_secret_once
 
 if TYPE_CHECKING:
     from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
@@ -23,12 +22,6 @@ if TYPE_CHECKING:
 webhooks_app = typer.Typer(
     no_args_is_help=True, help="Webhook sources (each bound to a tenant) and their signing secrets."
 )
-_err = Console(stderr=True)
-_out = Console()
-
-HomeOpt = Annotated[
-    Path, typer.Option("--home", envvar="HEADWATER_HOME", help="state directory of the embedded runtime")
-]
 SecretStdinOpt = Annotated[
     bool,
     typer.Option(
@@ -89,10 +82,9 @@ def create(
             store.create_source(record)
     except WebhookSourceError as exc:
         raise typer.BadParameter(str(exc)) from None
-    _err.print(f"webhook source {source} → tenant {tenant}; secret {record.secrets[0].secret_id}")
+    console.print(f"webhook source {source} → tenant {tenant}; secret {record.secrets[0].secret_id}")
     if generated:
-        _err.print("Store the secret now: it is shown once. The sender signs with it.")
-        typer.echo(format_secret(key))
+        show_secret_once(format_secret(key), what="secret", hint="The sender signs with it.")
 
 
 @webhooks_app.command()
@@ -117,14 +109,12 @@ def rotate(
             record = store.add_secret(source, secret, others_expire_at=now + overlap)
     except WebhookSourceError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if record is None:
-        _err.print(f"no webhook source {source}")
-        raise typer.Exit(1)
+    record = found(record, f"no webhook source {source}")
     until = (now + overlap).isoformat(timespec="seconds")
-    _err.print(f"source {source}: new secret {secret.secret_id}; the previous ones stop at {until}")
+    console.print(f"source {source}: new secret {secret.secret_id}; the previous ones stop at {until}")
     if generated:
-        _err.print("Store the secret now: it is shown once. Sign with both until the sender has switched.")
-        typer.echo(format_secret(key))
+        hint = "Sign with both until the sender has switched."
+        show_secret_once(format_secret(key), what="secret", hint=hint)
 
 
 @webhooks_app.command()
@@ -134,12 +124,9 @@ def retire(
 ) -> None:
     """Refuse every further delivery of a source (401); its accepted documents stay indexed."""
     with _store(home) as store:
-        record = store.retire_source(source, at=datetime.now(UTC))
-    if record is None:
-        _err.print(f"no webhook source {source}")
-        raise typer.Exit(1)
+        record = found(store.retire_source(source, at=datetime.now(UTC)), f"no webhook source {source}")
     assert record.retired_at is not None
-    _err.print(f"webhook source {source} retired at {record.retired_at.isoformat(timespec='seconds')}")
+    console.print(f"webhook source {source} retired at {record.retired_at.isoformat(timespec='seconds')}")
 
 
 @webhooks_app.command(name="list")
@@ -151,22 +138,24 @@ def list_sources(
     with _store(home) as store:
         sources = store.list_sources()
     now = datetime.now(UTC)
-    if as_json:
-        for source in sources:
-            typer.echo(json.dumps(_as_json(source, now)))
-        return
-    table = Table("source", "tenant", "secrets (fingerprint: until)", "created", "retired")
-    for source in sources:
-        secrets = _as_json(source, now)["secrets"]
-        assert isinstance(secrets, list)
-        table.add_row(
+
+    def secrets(source: WebhookSource) -> str:
+        active = [s for s in source.secrets if s.active(now)]
+        return "\n".join(f"{s.secret_id}: {_until(s.expires_at)}" for s in active)
+
+    print_records(
+        sources,
+        as_json=as_json,
+        to_json=lambda source: _as_json(source, now),
+        columns=("source", "tenant", "secrets (fingerprint: until)", "created", "retired"),
+        row=lambda source: (
             source.name,
             source.tenant,
-            "\n".join(f"{s['id']}: {s['expires_at'] or 'no expiry'}" for s in secrets if s["active"]),
+            secrets(source),
             source.created_at.isoformat(timespec="seconds"),
             source.retired_at.isoformat(timespec="seconds") if source.retired_at else "",
-        )
-    _out.print(table)
+        ),
+    )
 
 
 def _as_json(source: WebhookSource, now: datetime) -> dict[str, object]:
@@ -185,3 +174,7 @@ def _as_json(source: WebhookSource, now: datetime) -> dict[str, object]:
             for s in source.secrets
         ],
     }
+
+
+def _until(expires_at: datetime | None) -> str:
+    return expires_at.isoformat() if expires_at else "no expiry"

@@ -22,11 +22,11 @@ from schemas.common import utc_now
 from schemas.search import GroupBy, SearchMode
 from services.embedder.ports import EmbeddingBackend
 from services.embedder.profiles import ModelProfile
+from services.indexer.errors import MigrationError
 from services.indexer.migration.plan import (
     CutoverDecision,
     IndexCollection,
     Migration,
-    MigrationError,
     MigrationState,
     collection_name,
     decide_cutover,

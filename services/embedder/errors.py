@@ -17,3 +17,11 @@ class PermanentEmbeddingError(EmbedderError):
 
 class CacheUnavailableError(EmbedderError):
     """The embedding cache could not be read or written; the stage embeds without it."""
+
+
+class UnknownProfile(EmbedderError):
+    """A model profile name that neither the built-ins nor the profiles file defines."""
+
+
+class NoProfileForModel(PermanentEmbeddingError):
+    """A collection whose model this process cannot build: its profile was never recorded."""

@@ -7,13 +7,10 @@ import threading
 from typing import Any
 
 from services.embedder.config import EmbedderSettings
+from services.embedder.errors import NoProfileForModel
 from services.embedder.factory import build_profile_backend
 from services.embedder.ports import EmbeddingBackend
 from services.embedder.profiles import ModelProfile
-
-
-class NoProfileForModel(LookupError):
-    """A collection whose model this process cannot build: its profile was never recorded."""
 
 
 class BackendPool:

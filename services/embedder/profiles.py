@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.embedder.config import BackendName, EmbedderSettings
+from services.embedder.errors import UnknownProfile
 
 # The fields of EmbedderSettings that choose *which vectors* come out; the rest (batch sizes, timeouts,
 # caches, secrets) are how a process runs the model and stay the process's own.
@@ -75,10 +76,6 @@ BUILTIN_PROFILES: dict[str, ModelProfile] = {
     )
 }
 DEFAULT_PROFILE = "minilm-int8"
-
-
-class UnknownProfile(ValueError):
-    """A profile name neither built in nor in the profiles file."""
 
 
 def load_profiles(path: Path | None) -> dict[str, ModelProfile]:

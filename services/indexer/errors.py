@@ -21,3 +21,11 @@ class IndexConfigError(IndexerError):
 
 class InvalidEvent(IndexerError):
     """The event cannot be indexed as it stands (a bug upstream); retrying will not help."""
+
+
+class MigrationError(IndexerError):
+    """A migration command that cannot apply in the current state; the message says what to do."""
+
+
+class ModelMismatch(IndexerError):
+    """A change embedded by a model that none of the collections being written holds."""

@@ -17,7 +17,8 @@ from headwater.runtime.embedded import EmbeddedHeadwater, build
 from schemas import IngestDocument, SearchPage, SearchRequest
 from services.embedder.factory import build_profile_backend
 from services.embedder.profiles import BUILTIN_PROFILES
-from services.indexer.migration.plan import MigrationError, MigrationState
+from services.indexer.errors import MigrationError
+from services.indexer.migration.plan import MigrationState
 from services.indexer.ports import IndexFilter
 from tests.e2e.conftest import free_port, serve_embedded
 

@@ -17,7 +17,8 @@ from headwater.kernel.postgres import connect
 from headwater.operations import migrate
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.profiles import BUILTIN_PROFILES, ModelProfile
-from services.indexer.migration.plan import IndexCollection, MigrationError, MigrationState
+from services.indexer.errors import MigrationError
+from services.indexer.migration.plan import IndexCollection, MigrationState
 from services.indexer.migration.store import MigrationStore
 
 pytestmark = pytest.mark.integration

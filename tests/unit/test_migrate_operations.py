@@ -22,7 +22,8 @@ from headwater.operations.migrate import (
 )
 from schemas import SearchHit, SearchMode, SearchPage, SearchRequest
 from schemas.search import GroupBy
-from services.indexer.migration.plan import IndexCollection, Migration, MigrationError, MigrationState
+from services.indexer.errors import MigrationError
+from services.indexer.migration.plan import IndexCollection, Migration, MigrationState
 
 SOURCE, TARGET = "chunks__a__d64__v1", "chunks__b__d32__v1"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

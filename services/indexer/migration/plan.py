@@ -21,6 +21,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from services.indexer.errors import MigrationError
+
 
 class MigrationState(StrEnum):
     BACKFILLING = "backfilling"  # target filling up; readers on the source
@@ -47,10 +49,6 @@ _NEXT: dict[str, dict[MigrationState, MigrationState]] = {
         MigrationState.ROLLED_BACK: MigrationState.ABORTED,
     },
 }
-
-
-class MigrationError(Exception):
-    """A migration command that cannot apply in the current state; the message says what to do."""
 
 
 def collection_name(alias: str, model_id: str, dimension: int, generation: int = 1) -> str:

@@ -11,13 +11,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from headwater.kernel.postgres import DDL_LOCK
-from services.indexer.migration.plan import (
-    IndexCollection,
-    Migration,
-    MigrationError,
-    MigrationState,
-    next_state,
-)
+from services.indexer.errors import MigrationError
+from services.indexer.migration.plan import IndexCollection, Migration, MigrationState, next_state
 
 Connect = Callable[[], psycopg.Connection[Any]]
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from schemas import ChunksEnriched
 from schemas.common import utc_now
+from services.indexer.errors import ModelMismatch
 from services.indexer.logic import plan_write
 from services.indexer.migration.plan import IndexCollection
 from services.indexer.ports import VectorIndex
@@ -15,10 +16,6 @@ from services.indexer.service import IndexOutcome, index_event
 # Turns changes embedded by one model into the same changes embedded by a collection's model (the embedding
 # stage's `Reembedder`, which the runtime hands in: the indexer never embeds by itself).
 Reembed = Callable[[list[ChunksEnriched]], list[ChunksEnriched]]
-
-
-class ModelMismatch(Exception):
-    """A change embedded by a model that none of the collections being written holds."""
 
 
 @dataclass

@@ -13,15 +13,14 @@ import pytest
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.adapters.truncated import TruncatedBackend
 from services.embedder.config import EmbedderSettings
-from services.embedder.errors import PermanentEmbeddingError
+from services.embedder.errors import NoProfileForModel, PermanentEmbeddingError, UnknownProfile
 from services.embedder.factory import build_backend, build_profile_backend
-from services.embedder.pool import BackendPool, NoProfileForModel
+from services.embedder.pool import BackendPool
 from services.embedder.ports import EmbeddingBackend
 from services.embedder.profiles import (
     BUILTIN_PROFILES,
     DEFAULT_PROFILE,
     ModelProfile,
-    UnknownProfile,
     current_profile,
     load_profiles,
     resolve_profile,

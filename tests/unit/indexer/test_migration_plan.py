@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from services.indexer.errors import MigrationError
 from services.indexer.migration.plan import (
     IndexCollection,
     Migration,
-    MigrationError,
     MigrationState,
     decide_cutover,
     next_state,

@@ -11,9 +11,10 @@ from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.reembed import CountingBackend, Reembedder
 from services.indexer.adapters.memory import InMemoryIndex
+from services.indexer.errors import ModelMismatch
 from services.indexer.logic import point_id, tombstone_id
 from services.indexer.migration.plan import IndexCollection
-from services.indexer.migration.writer import ModelMismatch, reembed_into, write_everywhere
+from services.indexer.migration.writer import reembed_into, write_everywhere
 from services.indexer.ports import DELETED, LIVE, CollectionSpec, IndexHit
 from services.indexer.service import index_event
 from tests.unit.indexer.events import DIM, make_event, vector_for
