@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from headwater.stack.connect import CONNECT_MAIN, KafkaConnect, default_connect_dir, worker_ready
-from headwater.stack.kafka import KafkaStackError, broker_alive, stop_pid
 from headwater.stack.postgres import REPLICATION_ROLE, CdcPostgres
+from headwater.stack.process import StackError, pid_runs, stop_pid
 
 __all__ = ["CDC_DATABASE", "LocalCdc", "StackLine"]
 
@@ -63,19 +63,13 @@ class LocalCdc:
     def start_connect(self, bootstrap_servers: str, *, env: dict[str, str]) -> str:
         """Start the worker unless it runs; returns its REST URL."""
         state = _read(self.connect_state)
-        if (
-            state is not None
-            and state.get("pid")
-            and broker_alive(int(state["pid"]), main_class=CONNECT_MAIN)
-        ):
+        if state is not None and state.get("pid") and pid_runs(int(state["pid"]), cmdline_arg=CONNECT_MAIN):
             return str(state["url"])
         worker = KafkaConnect(bootstrap_servers=bootstrap_servers, cache_dir=default_connect_dir())
         worker.fetch_jars()
         worker.start(self.root / "connect", port=state.get("port") if state else None, detach=True, env=env)
-        assert worker.process is not None
-        assert worker.port is not None
         self.connect_state.write_text(
-            json.dumps({"pid": worker.process.pid, "url": worker.url, "port": worker.port}, indent=2)
+            json.dumps({"pid": worker.pid, "url": worker.url, "port": worker.port}, indent=2)
         )
         return worker.url
 
@@ -84,7 +78,7 @@ class LocalCdc:
         connect = _read(self.connect_state)
         if connect is None or not connect.get("pid"):
             lines.append(StackLine("connect: not running", True))
-        elif not broker_alive(int(connect["pid"]), main_class=CONNECT_MAIN):
+        elif not pid_runs(int(connect["pid"]), cmdline_arg=CONNECT_MAIN):
             lines.append(StackLine(f"connect: process {connect['pid']} is gone", False))
         else:
             ready, why = worker_ready(str(connect["url"]))
@@ -115,14 +109,14 @@ class LocalCdc:
         done = []
         connect = _read(self.connect_state)
         if connect is not None and connect.get("pid"):
-            stop_pid(int(connect["pid"]), timeout_s=30.0, main_class=CONNECT_MAIN)
+            stop_pid(int(connect["pid"]), cmdline_arg=CONNECT_MAIN, timeout_s=30.0)
             # The port is kept: connector configs and clients keep working after the next `up`.
             self.connect_state.write_text(json.dumps({k: v for k, v in connect.items() if k != "pid"}))
             done.append("connect: stopped")
         if self.postgres_state.exists():
             try:
                 CdcPostgres(home=self.root / "postgres").stop()
-            except KafkaStackError as exc:
+            except StackError as exc:
                 done.append(f"postgres: {exc}")
             else:
                 done.append("postgres (CDC source): stopped")

@@ -1,32 +1,24 @@
 """A real Kafka Connect worker (distributed mode) with Debezium's Postgres connector, run from Maven jars.
 
-Like the broker (`headwater.stack.kafka`): the jars are fetched once into a cache by Maven, the worker is a
-subprocess with a log file, and readiness is the worker's own `/health` endpoint. The worker's classpath
-(`infra/connect/pom.xml`) and the plugin folder (`infra/connect/debezium-postgres/pom.xml`) are kept apart:
-Connect loads each plugin in isolation from `plugin.path`, which holds only the Debezium plugin, found by
-its service manifests (`plugin.discovery=service_load`: a fraction of a second instead of a class scan).
+Like the broker: the jars are fetched once into a cache by Maven (`headwater.stack.maven`), the worker is
+a managed subprocess with a log file (`headwater.stack.process`), and readiness is its own `/health`
+endpoint. The worker's classpath (`infra/connect/pom.xml`) and the plugin folder
+(`infra/connect/debezium-postgres/pom.xml`) are kept apart: Connect loads each plugin in isolation from
+`plugin.path`, which holds only the Debezium plugin, found by its service manifests
+(`plugin.discovery=service_load`: a fraction of a second instead of a class scan).
 """
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import httpx
 
-from headwater.stack.kafka import (
-    KAFKA_VERSION,
-    KafkaStackError,
-    free_port,
-    log_tail,
-    spawn_logged,
-    stop_process,
-)
+from headwater.stack.kafka import KAFKA_VERSION
+from headwater.stack.maven import INFRA, fetch_with_maven, fetched
+from headwater.stack.process import ManagedProcess, StackError
 
 __all__ = [
     "CONNECT_MAIN",
@@ -34,14 +26,13 @@ __all__ = [
     "KafkaConnect",
     "default_connect_dir",
     "worker_properties",
+    "worker_ready",
 ]
 
 DEBEZIUM_VERSION = "3.6.1.Final"
 CONNECT_MAIN = "org.apache.kafka.connect.cli.ConnectDistributed"
-INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "connect"
+INFRA_DIR = INFRA / "connect"
 PLUGIN = "debezium-connector-postgres"
-_COMPLETE = ".complete"  # written last by a fetch, so a half-finished download is redone
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
 # Secrets a connector config may reference as ${env:NAME}; the worker resolves them, so they never reach
 # Connect's config topic or its REST answers.
 ENV_ALLOWLIST = r"HEADWATER_CDC_.*|POSTGRES_PASSWORD"
@@ -95,7 +86,7 @@ def worker_properties(
     )
 
 
-class KafkaConnect:
+class KafkaConnect(ManagedProcess):
     """Fetches the worker and plugin jars, runs `ConnectDistributed` against a broker until stopped."""
 
     def __init__(
@@ -109,6 +100,8 @@ class KafkaConnect:
         topic_prefix: str = "headwater.",
         start_timeout_s: float = 120.0,
     ) -> None:
+        # A SIGTERM stops the connectors and flushes their offsets, which can take a while.
+        super().__init__("kafka connect", log_name="connect.log", stop_timeout_s=30.0)
         self.bootstrap_servers = bootstrap_servers
         self.cache_dir = cache_dir if cache_dir is not None else default_connect_dir()
         self.java = java
@@ -116,9 +109,6 @@ class KafkaConnect:
         self.group_id = group_id
         self.topic_prefix = topic_prefix
         self.start_timeout_s = start_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
-        self.home: Path | None = None
 
     @property
     def lib_dir(self) -> Path:
@@ -132,19 +122,13 @@ class KafkaConnect:
     def url(self) -> str:
         """Base URL of the worker's REST API."""
         if self.port is None:
-            raise KafkaStackError("connect worker not started")
+            raise StackError("connect worker not started")
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        if self.home is None:
-            raise KafkaStackError("connect worker not started")
-        return self.home / "connect.log"
 
     def fetch_jars(self) -> Path:
         """Copy the pinned worker jars and the Debezium plugin into the cache with Maven, once."""
-        _copy_dependencies(INFRA_DIR, self.lib_dir)
-        _copy_dependencies(INFRA_DIR / "debezium-postgres", self.plugin_path / PLUGIN, runtime_only=True)
+        fetch_with_maven(INFRA_DIR, self.lib_dir)
+        fetch_with_maven(INFRA_DIR / "debezium-postgres", self.plugin_path / PLUGIN, runtime_only=True)
         return self.cache_dir
 
     def start(
@@ -159,14 +143,10 @@ class KafkaConnect:
 
         `env` is added to the worker's environment: secrets that connector configs name as `${env:NAME}`.
         """
-        if self.process is not None and self.process.poll() is None:
-            raise KafkaStackError("connect worker already running")
-        if not (self.lib_dir / _COMPLETE).exists() or not (self.plugin_path / PLUGIN / _COMPLETE).exists():
-            raise KafkaStackError(f"no Connect jars in {self.cache_dir}; call fetch_jars() first")
-        home = home_dir.resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        self.home = home
-        self.port = port if port is not None else free_port()
+        if not fetched(self.lib_dir) or not fetched(self.plugin_path / PLUGIN):
+            raise StackError(f"no Connect jars in {self.cache_dir}; call fetch_jars() first")
+        home = self.prepare(home_dir, port=port)
+        assert self.port is not None
         config = home / "worker.properties"
         config.write_text(
             worker_properties(
@@ -187,46 +167,14 @@ class KafkaConnect:
             CONNECT_MAIN,
             str(config),
         ]
-        self.process = spawn_logged(cmd, self.log_file, detach=detach, env=env)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.start_timeout_s
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise KafkaStackError(
-                    f"kafka connect exited early with code {code}; log tail:\n{log_tail(self.log_file)}"
-                )
-            ready, last = worker_ready(self.url)
-            if ready:
-                return
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=0.5)
-        raise KafkaStackError(
-            f"kafka connect not ready after {self.start_timeout_s}s ({last});"
-            f" log tail:\n{log_tail(self.log_file)}"
+        self.launch(
+            cmd, self._healthy, timeout_s=self.start_timeout_s, interval_s=0.5, detach=detach, env=env
         )
-
-    def stop(self, *, timeout_s: float = 30.0) -> None:
-        """SIGTERM the worker (it stops its connectors and flushes offsets), SIGKILL it past `timeout_s`."""
-        process, self.process = self.process, None
-        stop_process(process, timeout_s=timeout_s)
-
-    def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    def _healthy(self) -> str | None:
+        ready, why = worker_ready(self.url)
+        return None if ready else why
 
 
 def worker_ready(url: str) -> tuple[bool, str]:
@@ -238,20 +186,3 @@ def worker_ready(url: str) -> tuple[bool, str]:
     if response.status_code == 200:
         return True, "ready"
     return False, f"/health answered {response.status_code}: {response.text[:200]}"
-
-
-def _copy_dependencies(pom_dir: Path, target: Path, *, runtime_only: bool = False) -> None:
-    if (target / _COMPLETE).exists():
-        return
-    target.mkdir(parents=True, exist_ok=True)
-    argv = ["mvn", "-B", "-q", _DEPENDENCY_PLUGIN, f"-DoutputDirectory={target}"]
-    if runtime_only:
-        argv.append("-DincludeScope=runtime")
-    result = subprocess.run(  # noqa: S603 - fixed argv, no shell; mvn is looked up on PATH
-        argv, cwd=pom_dir, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise KafkaStackError(
-            f"mvn copy-dependencies in {pom_dir} failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
-        )
-    (target / _COMPLETE).write_text("ok")

@@ -4,54 +4,49 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 
-__all__ = ["KAFKA_VERSION", "KafkaBroker", "KafkaStackError", "broker_alive", "ping", "stop_pid"]
+from headwater.stack.maven import INFRA, fetch_with_maven, fetched
+from headwater.stack.process import (
+    ManagedProcess,
+    StackError,
+    free_port,
+    pid_runs,
+    port_open,
+    run_tool,
+)
+from headwater.stack.process import stop_pid as stop_detached
+
+__all__ = [
+    "KAFKA_VERSION",
+    "KafkaBroker",
+    "KafkaStackError",
+    "broker_alive",
+    "default_lib_dir",
+    "free_port",
+    "ping",
+    "stop_pid",
+]
 
 KAFKA_VERSION = "4.3.1"
-INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "kafka"
-_COMPLETE = ".complete"  # written last by fetch_jars, so a half-finished download is redone
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies"
+KAFKA_MAIN = "kafka.Kafka"
+INFRA_DIR = INFRA / "kafka"
 _T = TypeVar("_T")
 
-
-class KafkaStackError(RuntimeError):
-    """The local Kafka broker could not be fetched, started or reached."""
+# The stack's one error type, under the name the CLI and tests have always imported it by.
+KafkaStackError = StackError
 
 
 def default_lib_dir(*, version: str = KAFKA_VERSION, cache_home: Path | None = None) -> Path:
     """Where the broker jars of one Kafka version are cached."""
     base = cache_home if cache_home is not None else Path.home() / ".cache" / "headwater"
     return base / "kafka" / version / "lib"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
@@ -88,28 +83,14 @@ async def ping(bootstrap: str, *, timeout_s: float = 5.0) -> int:
         await admin.close()
 
 
-def broker_alive(pid: int, *, main_class: str = "kafka.Kafka") -> bool:
+def broker_alive(pid: int, *, main_class: str = KAFKA_MAIN) -> bool:
     """Whether `pid` is a running Kafka broker, or JVM of `main_class` (guards against a recycled pid)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    zombie = stat.rsplit(")", 1)[1].split()[0] == "Z"
-    return main_class.encode() in cmdline.split(b"\0") and not zombie
+    return pid_runs(pid, cmdline_arg=main_class)
 
 
-def stop_pid(pid: int, *, timeout_s: float = 20.0, main_class: str = "kafka.Kafka") -> None:
+def stop_pid(pid: int, *, timeout_s: float = 20.0, main_class: str = KAFKA_MAIN) -> None:
     """SIGTERM a broker (or JVM of `main_class`) we hold no Popen for; SIGKILL it past the timeout."""
-    if not broker_alive(pid, main_class=main_class):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not broker_alive(pid, main_class=main_class):
-            return
-        time.sleep(0.1)  # polling a foreign pid: there is nothing to wait on
-    os.kill(pid, signal.SIGKILL)
+    stop_detached(pid, cmdline_arg=main_class, timeout_s=timeout_s)
 
 
 def _server_properties(*, log_dir: Path, port: int, controller_port: int) -> str:
@@ -140,42 +121,7 @@ def _server_properties(*, log_dir: Path, port: int, controller_port: int) -> str
     )
 
 
-def spawn_logged(
-    cmd: list[str], log_file: Path, *, detach: bool, env: Mapping[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start a JVM with its output appended to `log_file`. A new session (`detach`) keeps a detached
-    process alive after the CLI exits and away from Ctrl-C."""
-    with log_file.open("ab") as log:
-        return subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            cmd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=detach,
-            env={**os.environ, **env} if env else None,
-        )
-
-
-def log_tail(log_file: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def stop_process(process: subprocess.Popen[bytes] | None, *, timeout_s: float) -> None:
-    """SIGTERM a child we started, SIGKILL it if it has not exited within `timeout_s`."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-class KafkaBroker:
+class KafkaBroker(ManagedProcess):
     """Fetches the broker jars, formats a KRaft log dir and runs `kafka.Kafka` until stopped."""
 
     def __init__(
@@ -187,57 +133,25 @@ class KafkaBroker:
         heap: str = "512m",
         start_timeout_s: float = 60.0,
     ) -> None:
+        super().__init__("kafka", log_name="kafka.log", stop_timeout_s=20.0)
         self.version = version
         self.lib_dir = lib_dir if lib_dir is not None else default_lib_dir(version=version)
         self.java = java
         self.heap = heap
         self.start_timeout_s = start_timeout_s
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
-        self.home: Path | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         """`host:port` clients connect to."""
         if self.port is None:
-            raise KafkaStackError("broker not started")
+            raise StackError("broker not started")
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def log_file(self) -> Path:
-        """The broker's combined stdout and stderr."""
-        if self.home is None:
-            raise KafkaStackError("broker not started")
-        return self.home / "kafka.log"
 
     def fetch_jars(self, lib_dir: Path | None = None) -> Path:
         """Copy the pinned broker jars into `lib_dir` (then used by `start`) with Maven, once."""
         if lib_dir is not None:
             self.lib_dir = lib_dir
-        target = self.lib_dir
-        if (target / _COMPLETE).exists():
-            return target
-        target.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [  # noqa: S607 - mvn is looked up on PATH like any developer tool
-                "mvn",
-                "-B",
-                "-q",
-                f"-Dkafka.version={self.version}",
-                _DEPENDENCY_PLUGIN,
-                f"-DoutputDirectory={target}",
-            ],
-            cwd=INFRA_DIR,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise KafkaStackError(
-                f"mvn copy-dependencies failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
-            )
-        (target / _COMPLETE).write_text(self.version)
-        return target
+        return fetch_with_maven(INFRA_DIR, self.lib_dir, properties={"kafka.version": self.version})
 
     def _java(self, *args: str) -> list[str]:
         return [
@@ -265,71 +179,31 @@ class KafkaBroker:
             str(config),
             "--ignore-formatted",
         )
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed argv
-        if result.returncode != 0:
-            raise KafkaStackError(
-                f"kafka storage format failed:\n{result.stdout[-4000:]}{result.stderr[-4000:]}"
-            )
+        run_tool(cmd, what="kafka storage format")
 
     def start(self, home_dir: Path, *, port: int | None = None, detach: bool = False) -> Self:
         """Format `home_dir` if needed, launch the broker and wait until the admin API answers."""
-        if self.process is not None and self.process.poll() is None:
-            raise KafkaStackError("broker already running")
-        if not (self.lib_dir / _COMPLETE).exists():
-            raise KafkaStackError(f"no broker jars in {self.lib_dir}; call fetch_jars() first")
-        home = home_dir.resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        self.home = home
-        self.port = port if port is not None else free_port()
+        if not fetched(self.lib_dir):
+            raise StackError(f"no broker jars in {self.lib_dir}; call fetch_jars() first")
+        home = self.prepare(home_dir, port=port)
+        assert self.port is not None
         config = home / "server.properties"
         config.write_text(
             _server_properties(log_dir=home / "data", port=self.port, controller_port=free_port())
         )
         if not (home / "data" / "meta.properties").exists():  # formatting costs a JVM start (~2.5 s)
             self._format(home=home, config=config)
-        cmd = self._java("-Xms256m", f"-Xmx{self.heap}", "kafka.Kafka", str(config))
-        self.process = spawn_logged(cmd, self.log_file, detach=detach)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+        cmd = self._java("-Xms256m", f"-Xmx{self.heap}", KAFKA_MAIN, str(config))
+        self.launch(cmd, self._answers, timeout_s=self.start_timeout_s, interval_s=0.2, detach=detach)
         return self
 
-    def _wait_ready(self) -> None:
-        assert self.process is not None
+    def _answers(self) -> str | None:
+        """Ready once the admin API describes the cluster; until then, why not."""
         assert self.port is not None
-        deadline = time.monotonic() + self.start_timeout_s
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise KafkaStackError(
-                    f"kafka exited early with code {code}; log tail:\n{log_tail(self.log_file)}"
-                )
-            if _port_open(self.port):
-                try:
-                    _run_sync(ping(self.bootstrap_servers, timeout_s=5.0))
-                    return
-                except Exception as exc:  # not ready yet: metadata or the controller is still coming up
-                    last_error = exc
-            # Waiting on the process doubles as the poll interval and returns at once if it dies.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=0.2)
-        raise KafkaStackError(
-            f"kafka not ready after {self.start_timeout_s}s (last error: {last_error!r}); "
-            f"log tail:\n{log_tail(self.log_file)}"
-        )
-
-    def stop(self, *, timeout_s: float = 20.0) -> None:
-        """SIGTERM the broker, SIGKILL it if it has not exited within `timeout_s`."""
-        process, self.process = self.process, None
-        stop_process(process, timeout_s=timeout_s)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        if not port_open(self.port):
+            return f"nothing listens on port {self.port} yet"
+        try:
+            _run_sync(ping(self.bootstrap_servers, timeout_s=5.0))
+        except Exception as exc:  # not ready yet: metadata or the controller is still coming up
+            return f"last error: {exc!r}"
+        return None

@@ -12,30 +12,45 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 import httpx
 
-from headwater.stack.kafka import free_port
+from headwater.stack.process import ManagedProcess, Probe, free_port, log_tail
+
+__all__ = ["PIPELINE_SERVICES", "LocalPipeline", "ServiceHandle"]
 
 PIPELINE_SERVICES: tuple[str, ...] = ("ingest", "chunker", "embedder", "graph-builder", "index-node")
 
 
-@dataclass
-class ServiceHandle:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-    port: int | None = None
+class ServiceHandle(ManagedProcess):
+    """One `headwater run <service>` process, logging to `<home>/<name>.log`; HTTP services have a port."""
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+    def __init__(self, name: str, *, home: Path, port: int | None) -> None:
+        # SIGTERM is graceful: the batch in hand is finished and committed first.
+        super().__init__(f"service {name}", log_name=f"{name}.log", stop_timeout_s=60.0)
+        self.name = name
+        self.home = home
+        self.port = port
+
+    def answers(self) -> Probe:
+        """Ready when /healthz answers 200; a consumer without a port is ready once it runs."""
+        if self.port is None:
+            return lambda: None
+        url = f"http://127.0.0.1:{self.port}/healthz"
+
+        def probe() -> str | None:
+            try:
+                status = httpx.get(url, timeout=1.0).status_code
+            except httpx.HTTPError as exc:
+                return type(exc).__name__
+            return None if status == 200 else f"/healthz answered {status}"
+
+        return probe
 
 
 @dataclass
@@ -72,15 +87,12 @@ class LocalPipeline:
         port = (
             self.ports.setdefault(name, free_port()) if service in ("ingest", "query", "index-node") else None
         )
-        log = (self.home / f"{name}.log").open("ab")
         metrics_port = str(self.metrics_ports.setdefault(name, free_port()))
         command = [sys.executable, "-m", "headwater", "run", service, "--metrics-port", metrics_port, "-v"]
         if port is not None:
             command += ["--port", str(port)]
-        process = subprocess.Popen(  # noqa: S603 - our own CLI, no shell
-            command, env=self._environment(), stdout=log, stderr=subprocess.STDOUT
-        )
-        handle = ServiceHandle(name, process, log, port)
+        handle = ServiceHandle(name, home=self.home, port=port)
+        handle.spawn(command, env=self._environment())
         self.services[name] = handle
         return handle
 
@@ -99,27 +111,14 @@ class LocalPipeline:
     def wait_http(self, name: str, *, timeout_s: float = 180.0) -> None:
         """Block until an HTTP service answers /healthz (consumers have no port: only check they live)."""
         handle = self.services[name]
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if handle.process.poll() is not None:
-                raise RuntimeError(
-                    f"service {name} exited with {handle.process.returncode}: {self.log_tail(name)}"
-                )
-            if handle.port is None:
-                return
-            try:
-                if httpx.get(f"{self.url(name)}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise TimeoutError(f"service {name} not ready after {timeout_s} s: {self.log_tail(name)}")
+        handle.wait_ready(handle.answers(), timeout_s=timeout_s)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        handle = self.services.pop(name)
-        handle.process.send_signal(sig)
-        handle.process.wait(timeout=60)
-        handle.log.close()
+        """Send `sig` to one service and wait for it to exit (the chaos tests' crash or graceful stop)."""
+        process = self.services.pop(name).process
+        if process is not None:
+            process.send_signal(sig)
+            process.wait(timeout=60)
 
     def restart(self, name: str, *, sig: int = signal.SIGKILL) -> ServiceHandle:
         self.kill(name, sig)
@@ -128,26 +127,17 @@ class LocalPipeline:
         return handle
 
     def alive(self) -> dict[str, bool]:
-        return {name: h.process.poll() is None for name, h in self.services.items()}
+        return {name: handle.running() for name, handle in self.services.items()}
 
     def log_tail(self, name: str, lines: int = 30) -> str:
-        path = self.home / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return log_tail(self.home / f"{name}.log", lines)
 
     def stop_all(self, *, timeout_s: float = 60.0) -> None:
-        """SIGTERM every service (graceful: the batch in hand is finished and committed)."""
+        """SIGTERM every service at once, then wait for each (SIGKILL past `timeout_s`)."""
         for handle in self.services.values():
-            if handle.process.poll() is None:
-                handle.process.send_signal(signal.SIGTERM)
+            handle.terminate()
         for handle in self.services.values():
-            try:
-                handle.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                handle.process.kill()
-                handle.process.wait()
-            handle.log.close()
+            handle.reap(timeout_s=timeout_s)
         self.services.clear()
 
     def cli(self, *args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from headwater.stack.kafka import KafkaStackError, free_port
+from headwater.stack.process import StackError, free_port, log_tail, run_tool
 
 __all__ = ["CdcPostgres", "find_postgres_bin"]
 
@@ -39,7 +39,7 @@ def find_postgres_bin(preferred: Path | None = None) -> Path:
     for folder in candidates:
         if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
             return folder
-    raise KafkaStackError(
+    raise StackError(
         "no Postgres server binaries found (initdb, pg_ctl); install the distribution's postgresql "
         "package or set HEADWATER_CDC_POSTGRES_BIN"
     )
@@ -79,21 +79,12 @@ class CdcPostgres:
 
     def url(self, *, database: str = "postgres", user: str = SUPERUSER) -> str:
         if self.port is None:
-            raise KafkaStackError("postgres not started")
+            raise StackError("postgres not started")
         return f"postgresql://{user}:{self._password(user)}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         assert self.bin_dir is not None
-        result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [str(self.bin_dir / argv[0]), *argv[1:]],
-            capture_output=True,
-            text=True,
-            check=False,
-            **_as_server_user(),
-        )
-        if result.returncode != 0:
-            raise KafkaStackError(f"{argv[0]} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
-        return result
+        return run_tool([str(self.bin_dir / argv[0]), *argv[1:]], what=argv[0], **_as_server_user())
 
     def _initdb(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -139,19 +130,24 @@ class CdcPostgres:
         self.port = port or self.port or free_port()
         if self.running():
             self.stop()
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.log_file),
-            "-o",
-            f"-p {self.port} -k {self.home}",
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        # pg_ctl daemonises the server (it outlives `headwater stack up`), waits until it accepts
+        # connections (-w) and notices an early exit; why it exited is in the server's own log.
+        try:
+            self._run(
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-p {self.port} -k {self.home}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            )
+        except StackError as exc:
+            raise StackError(f"{exc}\nlog tail:\n{log_tail(self.log_file)}") from exc
         self._ensure_replication_role()
         return self
 
@@ -220,6 +216,6 @@ def _server_user() -> str | None:
             continue
         return name
     if shutil.which("useradd") is None:
-        raise KafkaStackError("running as root needs a `postgres` system user for the server")
+        raise StackError("running as root needs a `postgres` system user for the server")
     subprocess.run(["useradd", "-r", "-s", "/bin/false", "postgres"], check=True)  # noqa: S607
     return "postgres"

@@ -19,8 +19,9 @@ class CacheUnavailableError(EmbedderError):
     """The embedding cache could not be read or written; the stage embeds without it."""
 
 
-class UnknownProfile(EmbedderError):
-    """A model profile name that neither the built-ins nor the profiles file defines."""
+class UnknownProfile(EmbedderError, ValueError):
+    """A model profile name that neither the built-ins nor the profiles file defines (a bad value, as a
+    command-line or settings value is)."""
 
 
 class NoProfileForModel(PermanentEmbeddingError):
