@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord  # type: ignore[import-untyped]
 
 from headwater.stack.connectors import ConnectClient, change_topics, connector_files, ensure_change_topics
 from headwater.stack.postgres import REPLICATION_ROLE, CdcPostgres
+from tests.kafka_support import Records, read_records
 
 CONNECTORS = Path(__file__).resolve().parents[1] / "infra" / "connectors"
 ARTICLES = """
@@ -110,26 +110,11 @@ def read_topic(
     bootstrap_servers: str,
     topic: str,
     *,
-    until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    until: Callable[[Records], bool],
     timeout_s: float = 120.0,
-) -> list[ConsumerRecord[bytes, bytes]]:
+) -> Records:
     """Every record of `topic` from the start, read until `until(records)` holds."""
-
-    async def read() -> list[ConsumerRecord[bytes, bytes]]:
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest"
-        )
-        await consumer.start()
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        try:
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(batch)
-                if until(records):
-                    return records
-        finally:
-            await consumer.stop()
+    records = asyncio.run(read_records(bootstrap_servers, topic, until=until, timeout_s=timeout_s))
+    if not until(records):
         raise AssertionError(f"{topic}: condition not met after {timeout_s} s; {len(records)} records")
-
-    return asyncio.run(read())
+    return records

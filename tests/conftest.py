@@ -1,4 +1,5 @@
-"""Fixtures shared by every tier: a real Postgres (embedded wheel) with a schema per test."""
+"""Fixtures shared by every tier: a real Postgres (embedded wheel) with a schema per test; and each
+test's tier marker, from its folder."""
 
 from __future__ import annotations
 
@@ -25,6 +26,19 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 settings.register_profile("ci", max_examples=100, deadline=None)
 settings.register_profile("thorough", max_examples=10_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+TESTS = Path(__file__).resolve().parent
+# The folder is the tier (a `pytestmark` in a conftest.py is ignored, so it cannot be set there); unit
+# tests carry no tier marker: `-m "not e2e and not integration"` selects them.
+TIERS = {TESTS / "integration": pytest.mark.integration, TESTS / "e2e": pytest.mark.e2e}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for folder, marker in TIERS.items():
+            if item.path.is_relative_to(folder):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from headwater.cli import app
-
-pytestmark = pytest.mark.e2e
 
 runner = CliRunner()
 

@@ -17,8 +17,6 @@ from services.query.config import AccessSettings
 from tests.e2e.conftest import RuntimeFactory
 from tests.fixtures.documents.make_fixtures import make_pdf
 
-pytestmark = pytest.mark.e2e
-
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "documents"
 # (fixture, content type, a phrase found in no other fixture)
 DOCUMENTS = [

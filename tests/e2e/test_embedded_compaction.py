@@ -3,22 +3,13 @@ still cannot resurrect a deleted document."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 
 from schemas import ChangeOp, IngestDocument
 from services.indexer.logic import TOMBSTONE_CHUNK
 from services.indexer.ports import IndexFilter
 from tests.e2e.conftest import RuntimeFactory
-
-
-def _wait_until(condition: Callable[[], bool], *, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)  # polling an observable condition
+from tests.waiting import wait_until
 
 
 def test_the_running_runtime_compacts_soft_deleted_chunks_and_keeps_the_fence(
@@ -42,14 +33,18 @@ def test_the_running_runtime_compacts_soft_deleted_chunks_and_keeps_the_fence(
         points = index.scroll(collection, filter=everything, limit=100)
         return [p.payload["chunk_id"] for p in points] == [TOMBSTONE_CHUNK]
 
-    _wait_until(only_the_tombstone_left)
+    wait_until(only_the_tombstone_left, timeout_s=60, interval_s=0.05)
     # A full replay of the document's history after compaction: still deleted.
     runtime.intake.accept(first.model_copy(update={"version": 1}))
     runtime.intake.accept(first.model_copy(update={"version": 2, "text": "Beta Ltd opened one in Bergen."}))
     assert runtime.wait_idle(timeout=60)
     assert index.scroll(collection, filter=IndexFilter(tenant="acme"), limit=100) == []
     runs = runtime.compaction.runs
-    _wait_until(lambda: runtime.compaction is not None and runtime.compaction.runs > runs)  # graph ran too
+    wait_until(  # graph ran too
+        lambda: runtime.compaction is not None and runtime.compaction.runs > runs,
+        timeout_s=60,
+        interval_s=0.05,
+    )
 
     runtime.stop()
     assert not runtime.compaction.is_alive()

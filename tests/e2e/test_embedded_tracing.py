@@ -16,8 +16,6 @@ from schemas import IngestDocument, SearchMode, SearchRequest
 from tests.e2e.conftest import RuntimeFactory
 from tests.tracing_support import chain_to_root, recording
 
-pytestmark = pytest.mark.e2e
-
 PII = ("Margaret Holloway", "margaret.holloway@example.org", "(415) 555-0199", "078-05-1120")
 NOTE = (
     "Onboarding note. Margaret Holloway starts in the platform team on Monday; reach her at "

@@ -22,7 +22,7 @@ from services.indexer.migration.plan import MigrationState
 from services.indexer.ports import IndexFilter
 from tests.e2e.conftest import free_port, serve_embedded
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 TARGET = BUILTIN_PROFILES["minilm-int8-d256"]
 

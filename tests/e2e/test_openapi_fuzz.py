@@ -27,8 +27,6 @@ from services.query.adapters.keys_postgres import PostgresKeyStore
 from services.query.config import AccessSettings
 from tests.e2e.conftest import RuntimeFactory
 
-pytestmark = pytest.mark.e2e
-
 TENANT = "acme"
 EXAMPLES_PER_OPERATION = 25  # per operation and mode: the run stays under two minutes on two cores
 

@@ -21,8 +21,6 @@ from services.query.errors import KeyStoreError, Unauthenticated
 from services.query.ports import KeyStore
 from tests.unit.query.key_store_contract import SCENARIOS
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def store(pg: psycopg.Connection[Any], postgres_url: str, pg_schema: str) -> Iterator[PostgresKeyStore]:

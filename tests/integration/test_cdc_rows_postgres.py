@@ -16,8 +16,6 @@ from services.ingest.cdc.logic import delete_version, upsert_version
 from services.ingest.errors import CdcStateUnavailable, UnavailableValue
 from tests.unit.ingest.test_cdc import MAPPINGS, PLACEHOLDER, change, tombstone, truncate
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def tracker(postgres_url: str, pg: psycopg.Connection[Any], pg_schema: str) -> PostgresRowTracker:

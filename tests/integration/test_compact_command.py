@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from typer.testing import CliRunner
 
 from headwater.cli import app
@@ -20,9 +19,7 @@ from services.graph_builder.adapters.postgres import PostgresGraphStore
 from services.indexer.adapters.edge import EdgeIndex
 from services.indexer.ports import CollectionSpec, IndexFilter
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, make_event
-
-pytestmark = pytest.mark.integration
+from tests.builders import DIM, make_event
 
 runner = CliRunner()
 ALIAS = "headwater_chunks"  # the runtime's default alias

@@ -12,8 +12,6 @@ from headwater.runtime.compaction import CompactionJob
 from headwater.runtime.distributed.bootstrap import build_service
 from headwater.runtime.distributed.process import ServiceProcess
 
-pytestmark = pytest.mark.integration
-
 
 def _job(process: ServiceProcess) -> CompactionJob | None:
     first = process.closers[0] if process.closers else None

@@ -8,8 +8,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from headwater.kernel.postgres import connect
 from headwater.runtime.embedded.journal import Journal
 from services.embedder.adapters.cache import PostgresEmbeddingCache
@@ -19,7 +17,6 @@ from services.ingest.adapters.cdc_rows_postgres import PostgresRowTracker
 from services.ingest.adapters.webhooks_postgres import PostgresWebhookStore
 from services.query.adapters.keys_postgres import PostgresKeyStore
 
-pytestmark = pytest.mark.integration
 PROCESSES = 6
 
 

@@ -16,9 +16,7 @@ from services.embedder.adapters.fake import HashingBackend
 from services.embedder.errors import CacheUnavailableError
 from services.embedder.logic import embed_chunk_sets
 from services.embedder.sparse import SparseEncoder
-from tests.unit.embedder.builders import chunk_set
-
-pytestmark = pytest.mark.integration
+from tests.builders import chunk_set
 
 
 def _vectors(n: int, dim: int = 8) -> dict[str, np.ndarray]:

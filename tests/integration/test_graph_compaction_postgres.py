@@ -3,8 +3,6 @@ and an entity a concurrent writer is adding support for is never removed."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,8 +12,7 @@ import pytest
 from services.graph_builder.adapters.postgres import PostgresGraphStore
 from services.graph_builder.compaction import compact_graph
 from services.graph_builder.domain import DocumentGraph, Entity, GraphCompaction, Relation, Support
-
-pytestmark = pytest.mark.integration
+from tests.postgres_support import session, wait_for_a_lock_wait
 
 Rows = dict[str, set[tuple[Any, ...]]]
 
@@ -108,7 +105,7 @@ def test_an_entity_a_concurrent_writer_is_supporting_is_never_compacted(
 ) -> None:
     # An orphan entity, committed without support: compaction would remove it...
     pg.execute("INSERT INTO graph_entities VALUES ('acme', 'org:acme', 'org', 'Acme', 'acme')")
-    writer, compactor, observer = (_connect(postgres_url, pg_schema) for _ in range(3))
+    writer, compactor, observer = (session(postgres_url, pg_schema) for _ in range(3))
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         # ...but a writer is adding support for it in a transaction it has not committed yet.
@@ -117,7 +114,7 @@ def test_an_entity_a_concurrent_writer_is_supporting_is_never_compacted(
                 tenant="acme", document_id="d1", version=1, graph=_graph("d1-c1", "acme")
             )
             run = pool.submit(PostgresGraphStore(compactor).compact, tenant="acme")
-            _wait_until(lambda: _waiting_advisory_locks(observer) > 0 or run.done())
+            wait_for_a_lock_wait(observer, run)
             assert not run.done(), "compaction must wait for the writer's entity lock"
         assert run.result(timeout=10).entities == 0
     finally:
@@ -135,7 +132,7 @@ def test_a_writer_waits_for_a_running_compaction_and_then_applies_in_full(
 ) -> None:
     store.apply_document(tenant="acme", document_id="d1", version=1, graph=_graph("c1", "acme"))
     _leave_debris(pg, "acme")
-    compactor, writer, observer = (_connect(postgres_url, pg_schema) for _ in range(3))
+    compactor, writer, observer = (session(postgres_url, pg_schema) for _ in range(3))
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         with compactor.transaction():  # compaction holds the tenant's locks, not yet committed
@@ -147,7 +144,7 @@ def test_a_writer_waits_for_a_running_compaction_and_then_applies_in_full(
                 version=1,
                 graph=_graph("d2-c1", "ghost", "acme"),  # re-adds the entity compaction is removing
             )
-            _wait_until(lambda: _waiting_advisory_locks(observer) > 0 or write.done())
+            wait_for_a_lock_wait(observer, write)
             assert not write.done(), "the writer must wait for compaction's locks"
         assert write.result(timeout=10)
     finally:
@@ -159,22 +156,3 @@ def test_a_writer_waits_for_a_running_compaction_and_then_applies_in_full(
     assert store.entity(tenant="acme", entity_id="org:ghost") is not None
     assert ("d2", "org:ghost", "d2-c1") in _rows(pg, "acme")["support"]
     assert store.compact(tenant="acme") == GraphCompaction(tenant="acme", support=0, relations=0, entities=0)
-
-
-def _connect(url: str, schema: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True)
-    conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
-    return conn
-
-
-def _waiting_advisory_locks(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _wait_until(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)  # polling an observable condition, not sleeping in its place

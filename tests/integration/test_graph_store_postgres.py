@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -14,9 +13,8 @@ from services.graph_builder.adapters.postgres import PostgresGraphStore
 from services.graph_builder.domain import DocumentGraph, Entity, Support
 from services.graph_builder.errors import GraphStoreError
 from services.graph_builder.ports import GraphStore
+from tests.postgres_support import session, wait_for_a_lock_wait
 from tests.unit.graph_builder.store_contract import SCENARIOS
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
@@ -74,7 +72,7 @@ def test_a_concurrent_writer_adding_support_is_never_pruned(
         entities=only_acme.entities, support=(Support(entity_id="org:acme", chunk_id="d2-c1", mentions=1),)
     )
     store.apply_document(tenant="acme", document_id="d1", version=1, graph=only_acme)
-    writer, observer = _connect(postgres_url, pg_schema), _connect(postgres_url, pg_schema)
+    writer, observer = session(postgres_url, pg_schema), session(postgres_url, pg_schema)
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         # Writer adds support for Acme inside a transaction it has not committed yet...
@@ -84,7 +82,7 @@ def test_a_concurrent_writer_adding_support_is_never_pruned(
             )
             # ...while another writer deletes the document that held Acme's only committed support.
             removal = pool.submit(store.remove_document, tenant="acme", document_id="d1", version=2)
-            _wait_until(lambda: _waiting_advisory_locks(observer) > 0 or removal.done())
+            wait_for_a_lock_wait(observer, removal)
             assert not removal.done(), "the remover must wait for the writer's entity lock"
         assert removal.result(timeout=10)
     finally:
@@ -96,25 +94,6 @@ def test_a_concurrent_writer_adding_support_is_never_pruned(
         c.chunk_id for c in store.chunks_for_entities(tenant="acme", entity_ids=["org:acme"], limit=5)
     ] == ["d2-c1"]
     assert store.entity(tenant="acme", entity_id="org:acme") is not None
-
-
-def _connect(url: str, schema: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True)
-    conn.execute(psycopg.sql.SQL("SET search_path TO {}").format(psycopg.sql.Identifier(schema)))
-    return conn
-
-
-def _waiting_advisory_locks(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone()
-    return int(row[0]) if row else 0
-
-
-def _wait_until(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)  # polling an observable condition, not sleeping in its place
 
 
 def test_empty_inputs_read_nothing(store: PostgresGraphStore) -> None:

@@ -22,9 +22,7 @@ from services.indexer.adapters.qdrant import QdrantIndex
 from services.indexer.errors import CollectionNotFound, IndexConfigError
 from services.indexer.ports import CollectionSpec, IndexFilter, IndexHit, IndexPoint, VectorIndex
 from services.indexer.service import IndexOutcome, index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
-
-pytestmark = pytest.mark.integration
+from tests.builders import DIM, NOW, make_event
 
 Opener = Callable[[], VectorIndex]
 SPEC = CollectionSpec(name="chunks_v1", dense_dim=4)

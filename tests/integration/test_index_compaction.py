@@ -22,9 +22,7 @@ from services.indexer.compaction import compact
 from services.indexer.logic import TOMBSTONE_CHUNK
 from services.indexer.ports import CollectionSpec, DeletedScope, IndexFilter, IndexPoint, VectorIndex
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
-
-pytestmark = pytest.mark.integration
+from tests.builders import DIM, NOW, make_event
 
 SPEC = CollectionSpec(name="chunks_v1", dense_dim=DIM)
 DAY = timedelta(hours=24)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,16 +14,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from faststream.kafka import KafkaBroker as FastStreamBroker
 
-from headwater.config import KafkaSettings
 from headwater.kernel.problems import install_problem_handlers
 from headwater.runtime.distributed.change_log import KafkaChangeLog
 from headwater.stack.kafka import KafkaBroker
-from headwater.stack.topics import provision_topics
 from services.ingest.errors import IngestError
 from services.ingest.routes import router as intake_router
 from services.ingest.service import IntakeService
-
-pytestmark = pytest.mark.integration
+from tests.kafka_support import fresh_topics
 
 
 @pytest.fixture
@@ -44,12 +40,7 @@ def test_intake_refuses_with_503_while_the_broker_is_down_and_accepts_after(
     broker.fetch_jars()
     broker.start(tmp_path / "kafka")
     try:
-        kafka = KafkaSettings(
-            bootstrap_servers=broker.bootstrap_servers,
-            topic_prefix=f"i{uuid.uuid4().hex[:6]}.",
-            send_timeout_s=3,
-        )
-        asyncio.run(provision_topics(kafka.bootstrap_servers, partitions=1, prefix=kafka.topic_prefix))
+        kafka = asyncio.run(fresh_topics(broker.bootstrap_servers, partitions=1, send_timeout_s=3))
         producer = FastStreamBroker(kafka.bootstrap_servers, enable_idempotence=True)
         asyncio.run_coroutine_threadsafe(producer.start(), event_loop_thread).result(timeout=60)
         app = FastAPI()

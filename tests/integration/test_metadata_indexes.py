@@ -19,8 +19,6 @@ from services.indexer.adapters.qdrant import QdrantIndex
 from services.indexer.errors import IndexConfigError
 from services.indexer.ports import CollectionSpec, IndexFilter, IndexPoint, MetadataIndexKind, VectorIndex
 
-pytestmark = pytest.mark.integration
-
 COLLECTION = "chunks_v1"
 KINDS: dict[str, MetadataIndexKind] = {
     "year": "integer",

@@ -21,8 +21,6 @@ from services.indexer.errors import MigrationError
 from services.indexer.migration.plan import IndexCollection, MigrationState
 from services.indexer.migration.store import MigrationStore
 
-pytestmark = pytest.mark.integration
-
 ALIAS = "chunks"
 A = IndexCollection(name="chunks__a__d64__v1", alias=ALIAS, model_id="a", dimension=64, profile=None)
 B = IndexCollection(

@@ -37,40 +37,22 @@ from headwater.operations.replay import (
     replay,
 )
 from headwater.stack.kafka import KafkaBroker
-from headwater.stack.topics import provision_topics
 from schemas.common import partition_key
 from schemas.dead_letters import DeadLetter
 from schemas.topics import STAGES
+from tests.kafka_support import fresh_topics, produce
 
-pytestmark = pytest.mark.integration
 PARTITIONS = 3
 
 
 @pytest.fixture
 def settings(kafka_broker: KafkaBroker) -> KafkaSettings:
     """Topics and groups of this test only."""
-    prefix = f"ops{uuid.uuid4().hex[:8]}."
-    asyncio.run(provision_topics(kafka_broker.bootstrap_servers, partitions=PARTITIONS, prefix=prefix))
-    return KafkaSettings(
-        bootstrap_servers=kafka_broker.bootstrap_servers, topic_prefix=prefix, group_prefix=prefix + "hw"
-    )
+    return asyncio.run(fresh_topics(kafka_broker.bootstrap_servers, partitions=PARTITIONS))
 
 
 def _document(tenant: str, document_id: str, **extra: object) -> bytes:
     return json.dumps({"tenant": tenant, "document_id": document_id, **extra}).encode()
-
-
-async def _produce(settings: KafkaSettings, topic: str, records: list[dict[str, Any]]) -> list[Position]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, enable_idempotence=True)
-    await producer.start()
-    try:
-        positions = []
-        for record in records:
-            sent = await producer.send_and_wait(topic, **record)
-            positions.append(Position(sent.partition, sent.offset))
-        return positions
-    finally:
-        await producer.stop()
 
 
 async def _read_all(settings: KafkaSettings, topic: str) -> list[Any]:
@@ -165,8 +147,8 @@ def test_a_poison_message_is_dead_lettered_then_redriven_once_after_the_fix(sett
     async def scenario() -> None:
         source = input_topic(settings, "chunker")
         poison = _document("acme", "bad", text="POISON")
-        await _produce(
-            settings,
+        await produce(
+            settings.bootstrap_servers,
             source,
             [
                 {"key": partition_key("acme", "ok"), "value": _document("acme", "ok")},
@@ -231,9 +213,13 @@ def test_filtered_and_explicit_redrives_never_send_a_letter_twice_by_accident(
             _letter(settings, "globex", "d2", "Timeout"),
             _letter(settings, "acme", "d3", "BadVector"),
         ]
-        await _produce(settings, dlq_topic(settings, "embedder"), letters)
+        await produce(settings.bootstrap_servers, dlq_topic(settings, "embedder"), letters)
         # Something that is not a dead letter at all also sits in the topic.
-        await _produce(settings, dlq_topic(settings, "embedder"), [{"value": b"garbage", "partition": 0}])
+        await produce(
+            settings.bootstrap_servers,
+            dlq_topic(settings, "embedder"),
+            [{"value": b"garbage", "partition": 0}],
+        )
 
         first = await redrive(settings, stage="embedder", selection=LetterFilter(error_type="BadVector"))
         assert first.redriven == [Position(0, 1), Position(0, 3)]
@@ -291,7 +277,7 @@ def test_a_replay_scoped_to_a_tenant_republishes_only_its_records_in_the_range(
             ]
         ]
         records.append({"key": partition_key("acme", "d9"), "value": None, "timestamp_ms": base + 5000})
-        originals = await _produce(settings, topic, records)
+        originals = await produce(settings.bootstrap_servers, topic, records)
 
         everything = await replay(
             settings, ReplayRequest(stage="embedder", start=FromBeginning(), scope=Scope.of(tenant="acme"))
@@ -356,8 +342,8 @@ def test_a_group_reset_by_time_moves_committed_offsets_but_never_under_a_live_me
         topic, group = input_topic(settings, "chunker"), settings.group("chunker")
         base = int((datetime.now(UTC) - timedelta(days=1)).timestamp() * 1000)
         layout = {0: [0, 1000, 2000, 3000], 1: [0, 1000], 2: []}
-        await _produce(
-            settings,
+        await produce(
+            settings.bootstrap_servers,
             topic,
             [
                 {
@@ -413,8 +399,8 @@ def test_a_group_reset_by_time_moves_committed_offsets_but_never_under_a_live_me
 def test_lag_per_group_and_partition(settings: KafkaSettings) -> None:
     async def scenario() -> None:
         topic, group = input_topic(settings, "indexer"), settings.group("indexer")
-        await _produce(
-            settings,
+        await produce(
+            settings.bootstrap_servers,
             topic,
             [
                 {"key": b"a/b", "value": b"{}", "partition": p}
@@ -447,7 +433,11 @@ def test_lag_per_group_and_partition(settings: KafkaSettings) -> None:
 
 def test_the_cli_prints_letters_and_lag_as_json(settings: KafkaSettings) -> None:
     asyncio.run(
-        _produce(settings, dlq_topic(settings, "embedder"), [_letter(settings, "acme", "d0", "Timeout")])
+        produce(
+            settings.bootstrap_servers,
+            dlq_topic(settings, "embedder"),
+            [_letter(settings, "acme", "d0", "Timeout")],
+        )
     )
     app = typer.Typer()
     app.add_typer(dlq_app, name="dlq")

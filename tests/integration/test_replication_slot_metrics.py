@@ -3,15 +3,12 @@ reader has not confirmed, falls when it reads, and a dropped slot's series disap
 
 from __future__ import annotations
 
-import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from headwater.observability.replication import SlotMonitor, SlotMonitorSettings, start_slot_monitor
 from headwater.stack.postgres import CdcPostgres
 from tests.cdc_support import new_source
-
-pytestmark = pytest.mark.integration
 
 
 def _gauge(name: str, slot: str) -> float | None:

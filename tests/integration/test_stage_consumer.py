@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
 from faststream.kafka import KafkaBroker as FastStreamBroker
 
@@ -23,26 +20,16 @@ from headwater.runtime.batches import BatchRetryPolicy
 from headwater.runtime.distributed import codec
 from headwater.runtime.distributed.consumer import StageConsumer
 from headwater.stack.kafka import KafkaBroker
-from headwater.stack.topics import provision_topics
 from schemas import DeadLetter, DocumentChanged, DocumentRedacted
 from schemas.topics import DOCUMENTS, DOCUMENTS_REDACTED, dead_letter_topic
-
-pytestmark = pytest.mark.integration
+from tests.builders import document_changed, para
+from tests.kafka_support import drain, fresh_topics
+from tests.waiting import eventually
 
 
 def _change(document_id: str, *, title: str = "ok", version: int = 1) -> DocumentChanged:
-    return DocumentChanged.model_validate(
-        {
-            "event_id": f"{document_id}-{version}",
-            "tenant": "acme",
-            "document_id": document_id,
-            "version": version,
-            "op": "upsert",
-            "title": title,
-            "blocks": [{"kind": "paragraph", "text": f"body of {document_id}"}],
-            "source": {"kind": "api", "name": "test"},
-            "occurred_at": "2026-01-01T00:00:00Z",
-        }
+    return document_changed(
+        para(f"body of {document_id}"), document_id=document_id, version=version, title=title
     )
 
 
@@ -60,23 +47,6 @@ class StandInRedactor:
         if any(e.title == "poison" for e in events):
             raise ValueError("cannot redact this document")
         return [DocumentRedacted.model_validate(e.model_dump(exclude={"kind"})) for e in events]
-
-
-async def _drain(bootstrap: str, topic: str, count: int, timeout_s: float = 60.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(records) < count and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for part in batch.values():
-                records.extend(part)
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
@@ -97,17 +67,14 @@ async def _with_stage(
     *,
     max_redeliveries: int = 3,
 ) -> None:
-    run = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        bootstrap_servers=kafka_broker.bootstrap_servers,
-        topic_prefix=f"c{run}.",
-        group_prefix=f"c{run}",
+    kafka = await fresh_topics(
+        kafka_broker.bootstrap_servers,
+        partitions=1,
         max_batch=8,
         batch_timeout_ms=100,
         pause_s=0.2,
         max_redeliveries=max_redeliveries,
     )
-    await provision_topics(kafka.bootstrap_servers, partitions=1, prefix=kafka.topic_prefix)
     broker = FastStreamBroker(kafka.bootstrap_servers, enable_idempotence=True, graceful_timeout=10)
     consumer = StageConsumer(
         stage="ingest",
@@ -142,8 +109,8 @@ def test_poison_records_are_dead_lettered_whole_and_the_partition_flows_on(kafka
         await _send(producer, source, None)  # a tombstone: deletes are events, not nulls
         await _send(producer, source, _change("bad", title="poison"))  # the handler rejects it
         await _send(producer, source, _change("after"))  # row 5: k fails, k+1 succeeds
-        outputs = await _drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 2)
-        letters = await _drain(kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 3)
+        outputs = await drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 2)
+        letters = await drain(kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 3)
         assert sorted(DocumentRedacted.model_validate_json(r.value).document_id for r in outputs) == [
             "after",
             "before",
@@ -160,10 +127,11 @@ def test_poison_records_are_dead_lettered_whole_and_the_partition_flows_on(kafka
             DocumentChanged.model_validate_json(base64.b64decode(parsed[2].payload_base64)).title == "poison"
         )
         assert all(dict(r.headers)[codec.STAGE] == b"ingest" for r in letters)
-        for _ in range(50):
-            if await _committed(kafka.bootstrap_servers, kafka.group("ingest"), source) == 5:
-                break
-            await asyncio.sleep(0.2)
+
+        async def all_committed() -> bool:
+            return await _committed(kafka.bootstrap_servers, kafka.group("ingest"), source) == 5
+
+        await eventually(all_committed, timeout_s=10, interval_s=0.2)
         assert await _committed(kafka.bootstrap_servers, kafka.group("ingest"), source) == 5
 
     asyncio.run(_with_stage(kafka_broker, handler, body))
@@ -182,10 +150,12 @@ def test_an_outage_leaves_the_batch_uncommitted_until_the_downstream_returns(
         await asyncio.sleep(1.5)  # several failed rounds, each rewound and paused
         assert handler.calls >= 2
         assert await _committed(kafka.bootstrap_servers, kafka.group("ingest"), source) <= 0
-        letters = await _drain(kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 1, 2)
+        letters = await drain(
+            kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 1, timeout_s=2
+        )
         assert letters == []  # an outage is not the messages' fault
         handler.outage = False
-        outputs = await _drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 3)
+        outputs = await drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 3)
         assert sorted(DocumentRedacted.model_validate_json(r.value).document_id for r in outputs) == [
             "d0",
             "d1",

@@ -8,9 +8,7 @@ is shared with the other consumer tests of this process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from prometheus_client import REGISTRY
 
@@ -18,9 +16,9 @@ from headwater.config import KafkaSettings
 from headwater.runtime.distributed.consumer import StageConsumer
 from headwater.stack.kafka import KafkaBroker
 from schemas.topics import DOCUMENTS, DOCUMENTS_REDACTED
-from tests.integration.test_stage_consumer import StandInRedactor, _change, _drain, _send, _with_stage
-
-pytestmark = pytest.mark.integration
+from tests.integration.test_stage_consumer import StandInRedactor, _change, _send, _with_stage
+from tests.kafka_support import drain
+from tests.waiting import eventually
 
 STAGE = "ingest"
 COUNTERS = ("in", "out", "dead_lettered", "rewound")
@@ -44,12 +42,6 @@ def _delta(before: dict[str, float]) -> dict[str, float]:
     return {k: v - before[k] for k, v in _counts().items()}
 
 
-async def _until(predicate: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.1)
-
-
 def test_each_record_is_counted_once_as_completed_or_dead_lettered(kafka_broker: KafkaBroker) -> None:
     handler = StandInRedactor()
     before = _counts()
@@ -60,8 +52,8 @@ def test_each_record_is_counted_once_as_completed_or_dead_lettered(kafka_broker:
         await _send(producer, source, b"{not json")  # undecodable: dead-lettered before the handler
         await _send(producer, source, _change("bad", title="poison"))  # the handler rejects it
         await _send(producer, source, _change("after"))
-        await _drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 2)
-        await _until(lambda: _delta(before)["out"] + _delta(before)["dead_lettered"] >= 4)
+        await drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 2)
+        await eventually(lambda: _delta(before)["out"] + _delta(before)["dead_lettered"] >= 4)
         lag = REGISTRY.get_sample_value(
             "headwater_consumer_lag_messages", {"stage": STAGE, "topic": source, "partition": "0"}
         )
@@ -89,13 +81,13 @@ def test_an_outage_is_counted_as_pauses_and_rewinds_and_the_books_still_balance(
         source = kafka.topic(DOCUMENTS.name)
         for i in range(3):
             await _send(producer, source, _change(f"d{i}"))
-        await _until(lambda: _delta(before)["paused"] >= 2)
+        await eventually(lambda: _delta(before)["paused"] >= 2)
         during = _delta(before)
         assert during["out"] == 0 and during["rewound"] >= 3  # whole batches handed back
         assert during["transient"] >= 3
         handler.outage = False
-        await _drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 3)
-        await _until(lambda: _delta(before)["out"] >= 3)
+        await drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 3)
+        await eventually(lambda: _delta(before)["out"] >= 3)
 
     asyncio.run(_with_stage(kafka_broker, handler, body, max_redeliveries=1000))
     delta = _delta(before)

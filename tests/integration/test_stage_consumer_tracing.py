@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -18,10 +17,10 @@ from headwater.runtime.distributed.consumer import StageConsumer
 from headwater.stack.kafka import KafkaBroker
 from schemas import DocumentChanged, DocumentRedacted
 from schemas.topics import DOCUMENTS, DOCUMENTS_REDACTED, dead_letter_topic
-from tests.integration.test_stage_consumer import StandInRedactor, _change, _drain, _with_stage
+from tests.integration.test_stage_consumer import StandInRedactor, _change, _with_stage
+from tests.kafka_support import drain
 from tests.tracing_support import hex_ids, recording
-
-pytestmark = pytest.mark.integration
+from tests.waiting import eventually
 
 tracer = trace.get_tracer(__name__)
 
@@ -59,18 +58,14 @@ def test_outputs_and_dead_letters_continue_their_records_trace(kafka_broker: Kaf
             source = kafka.topic(DOCUMENTS.name)
             sent[b"acme/good"] = await _send_traced(producer, source, _change("good"))
             sent[b"acme/bad"] = await _send_traced(producer, source, _change("bad", title="poison"))
-            (output,) = await _drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 1)
-            (letter,) = await _drain(
-                kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 1
-            )
+            (output,) = await drain(kafka.bootstrap_servers, kafka.topic(DOCUMENTS_REDACTED.name), 1)
+            (letter,) = await drain(kafka.bootstrap_servers, kafka.topic(dead_letter_topic("ingest").name), 1)
             assert DocumentRedacted.model_validate_json(output.value).document_id == "good"
             assert dict(output.headers)[codec.ACCEPTED_AT] == b"1700000000000"  # still handed on beside it
             parents[output.key] = _parent_of(output)
             parents[letter.key] = _parent_of(letter)
-            for _ in range(50):  # the spans end once the batch is committed
-                if len(process_spans()) >= 2:
-                    break
-                await asyncio.sleep(0.1)
+            # The spans end once the batch is committed.
+            await eventually(lambda: len(process_spans()) >= 2, timeout_s=5)
 
         asyncio.run(_with_stage(kafka_broker, StandInRedactor(), body))
         spans = process_spans()

@@ -22,8 +22,6 @@ from services.ingest.ports import WebhookStore
 from services.ingest.webhooks import format_secret, new_secret, parse_secret, register_source, sign, verify
 from tests.unit.ingest.webhook_store_contract import SCENARIOS
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def open_store(

@@ -7,7 +7,6 @@ The embedding model is the deterministic hashing backend, so the tests are about
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,8 +18,7 @@ import pytest
 from headwater.stack.kafka import KafkaBroker
 from headwater.stack.pipeline import LocalPipeline
 from headwater.stack.topics import provision_topics
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +73,8 @@ def search(pipeline: LocalPipeline, tenant: str, query: str, **extra: Any) -> li
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout_s: float = 120.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    """Wait at the pipeline's pace: processes and a broker take seconds, not milliseconds."""
+    wait_until(predicate, timeout_s=timeout_s, interval_s=0.3, what=what)
 
 
 def pipeline_lag(pipeline: LocalPipeline) -> int:

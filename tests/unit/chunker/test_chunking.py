@@ -5,33 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas import BlockKind, ChangeOp, DocumentRedacted, EntityMention, SourceKind, SourceRef, TextBlock
+from schemas import BlockKind, ChangeOp, EntityMention, TextBlock
 from services.chunker.config import ChunkerSettings
 from services.chunker.logic import chunk_document
+from tests.builders import document_redacted, para
 
 
 def words(texts: list[str]) -> list[int]:
     """A stand-in tokenizer: one token per word, so sizes in tests are easy to reason about."""
     return [len(t.split()) for t in texts]
-
-
-def doc(
-    *blocks: TextBlock, op: ChangeOp = ChangeOp.UPSERT, mentions: list[EntityMention] | None = None
-) -> DocumentRedacted:
-    return DocumentRedacted(
-        event_id="e1",
-        op=op,
-        tenant="acme",
-        document_id="doc-1",
-        version=3,
-        source=SourceRef(kind=SourceKind.API),
-        blocks=list(blocks),
-        mentions=mentions,
-    )
-
-
-def para(text: str) -> TextBlock:
-    return TextBlock(kind=BlockKind.PARAGRAPH, text=text)
 
 
 def sentence(topic: str, n: int) -> str:
@@ -42,15 +24,17 @@ SETTINGS = ChunkerSettings(max_tokens=42, min_tokens=8, overlap_tokens=0)
 
 
 def test_a_short_document_is_one_chunk_and_a_delete_has_none() -> None:
-    result = chunk_document(doc(para("Short text. Two sentences.")), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(
+        document_redacted(para("Short text. Two sentences.")), settings=SETTINGS, count_tokens=words
+    )
     assert [c.text for c in result.chunks] == ["Short text. Two sentences."]
-    deleted = chunk_document(doc(op=ChangeOp.DELETE), settings=SETTINGS, count_tokens=words)
+    deleted = chunk_document(document_redacted(op=ChangeOp.DELETE), settings=SETTINGS, count_tokens=words)
     assert deleted.op is ChangeOp.DELETE and deleted.chunks == []
 
 
 def test_no_chunk_exceeds_the_budget() -> None:
     text = " ".join(sentence(f"w{i}", 7) for i in range(30))
-    result = chunk_document(doc(para(text)), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(document_redacted(para(text)), settings=SETTINGS, count_tokens=words)
     assert len(result.chunks) > 1
     assert all(c.token_count <= SETTINGS.max_tokens - 2 for c in result.chunks)
     assert " ".join(c.text for c in result.chunks).split() == text.split()
@@ -64,7 +48,7 @@ def test_boundary_falls_where_neighbour_similarity_drops() -> None:
         return np.array([[1.0, 0.0] if t.startswith("Cat") else [0.0, 1.0] for t in texts])
 
     result = chunk_document(
-        doc(para(" ".join(cats + cars))), settings=SETTINGS, count_tokens=words, encode=encode
+        document_redacted(para(" ".join(cats + cars))), settings=SETTINGS, count_tokens=words, encode=encode
     )
     assert [c.text for c in result.chunks] == [" ".join(cats), " ".join(cars)]
 
@@ -72,7 +56,7 @@ def test_boundary_falls_where_neighbour_similarity_drops() -> None:
 def test_without_a_drop_the_split_is_by_size() -> None:
     same = [sentence("cat", 8) for _ in range(6)]
     result = chunk_document(
-        doc(para(" ".join(same))),
+        document_redacted(para(" ".join(same))),
         settings=SETTINGS,
         count_tokens=words,
         encode=lambda t: np.ones((len(t), 2)) / np.sqrt(2),
@@ -88,7 +72,7 @@ def test_heading_paths_and_prefix_on_continuation_chunks() -> None:
         TextBlock(kind=BlockKind.HEADING, text="Shipping", level=1),
         para(sentence("ship", 9)),
     ]
-    result = chunk_document(doc(*blocks), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(document_redacted(*blocks), settings=SETTINGS, count_tokens=words)
     # The title alone is too small for a chunk: it folds into the first section and keeps its path.
     assert result.chunks[0].headings == ["Handbook", "Refunds"]
     assert result.chunks[0].text.startswith("Handbook\nRefunds\n")
@@ -102,7 +86,7 @@ def test_small_sections_merge_up_to_the_budget() -> None:
     blocks = []
     for i in range(4):
         blocks += [TextBlock(kind=BlockKind.HEADING, text=f"H{i}", level=2), para("tiny body.")]
-    result = chunk_document(doc(*blocks), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(document_redacted(*blocks), settings=SETTINGS, count_tokens=words)
     assert len(result.chunks) == 1
     assert result.chunks[0].headings == []
 
@@ -110,7 +94,9 @@ def test_small_sections_merge_up_to_the_budget() -> None:
 def test_overlap_repeats_trailing_sentences_within_a_section() -> None:
     sentences = [sentence(f"s{i}", 6) for i in range(12)]
     settings = ChunkerSettings(max_tokens=42, min_tokens=8, overlap_tokens=12)
-    result = chunk_document(doc(para(" ".join(sentences))), settings=settings, count_tokens=words)
+    result = chunk_document(
+        document_redacted(para(" ".join(sentences))), settings=settings, count_tokens=words
+    )
     first, second = result.chunks[0].text, result.chunks[1].text
     # The second chunk opens with the first chunk's last two sentences (12 tokens of overlap).
     assert second.startswith(". ".join(first.split(". ")[-2:]))
@@ -119,9 +105,9 @@ def test_overlap_repeats_trailing_sentences_within_a_section() -> None:
 
 
 def test_ids_are_deterministic_and_change_with_content() -> None:
-    a = chunk_document(doc(para("Alpha beta. Gamma.")), settings=SETTINGS, count_tokens=words)
-    b = chunk_document(doc(para("Alpha beta. Gamma.")), settings=SETTINGS, count_tokens=words)
-    c = chunk_document(doc(para("Alpha beta. Delta.")), settings=SETTINGS, count_tokens=words)
+    a = chunk_document(document_redacted(para("Alpha beta. Gamma.")), settings=SETTINGS, count_tokens=words)
+    b = chunk_document(document_redacted(para("Alpha beta. Gamma.")), settings=SETTINGS, count_tokens=words)
+    c = chunk_document(document_redacted(para("Alpha beta. Delta.")), settings=SETTINGS, count_tokens=words)
     assert a.chunks[0].chunk_id == b.chunks[0].chunk_id != c.chunks[0].chunk_id
     assert a.chunks[0].content_hash == b.chunks[0].content_hash
 
@@ -132,16 +118,20 @@ def test_mentions_are_mapped_to_chunk_offsets() -> None:
         EntityMention(block=0, start=7, end=16, label="ORG", text="Acme Corp"),
         EntityMention(block=0, start=20, end=25, label="GPE", text="Paris"),
     ]
-    result = chunk_document(doc(para(text), mentions=mentions), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(
+        document_redacted(para(text), mentions=mentions), settings=SETTINGS, count_tokens=words
+    )
     chunk = result.chunks[0]
     assert chunk.mentions is not None
     assert [chunk.text[m.start : m.end] for m in chunk.mentions] == ["Acme Corp", "Paris"]
-    no_ner = chunk_document(doc(para(text)), settings=SETTINGS, count_tokens=words)
+    no_ner = chunk_document(document_redacted(para(text)), settings=SETTINGS, count_tokens=words)
     assert no_ner.chunks[0].mentions is None
 
 
 def test_a_run_on_sentence_longer_than_the_budget_is_cut_at_words() -> None:
-    result = chunk_document(doc(para(" ".join(["word"] * 100))), settings=SETTINGS, count_tokens=words)
+    result = chunk_document(
+        document_redacted(para(" ".join(["word"] * 100))), settings=SETTINGS, count_tokens=words
+    )
     assert all(c.token_count <= 40 for c in result.chunks)
     assert sum(len(c.text.split()) for c in result.chunks) == 100
 
@@ -159,6 +149,8 @@ def test_only_sentences_beside_candidate_cuts_are_embedded() -> None:
         return np.ones((len(texts), 2)) / np.sqrt(2)
 
     text = " ".join(sentence(f"w{i}", 5) for i in range(12))  # 60 tokens against a budget of 40
-    result = chunk_document(doc(para(text)), settings=SETTINGS, count_tokens=words, encode=encode)
+    result = chunk_document(
+        document_redacted(para(text)), settings=SETTINGS, count_tokens=words, encode=encode
+    )
     assert len(result.chunks) == 2
     assert 0 < len(encoded) < 12

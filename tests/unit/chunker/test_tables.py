@@ -6,7 +6,8 @@ from __future__ import annotations
 from schemas import BlockKind, TextBlock
 from services.chunker.config import ChunkerSettings
 from services.chunker.logic import chunk_document
-from tests.unit.chunker.test_chunking import doc, words
+from tests.builders import document_redacted
+from tests.unit.chunker.test_chunking import words
 
 SETTINGS = ChunkerSettings(max_tokens=42, min_tokens=8, overlap_tokens=0)
 
@@ -19,7 +20,7 @@ def test_a_long_table_is_cut_between_rows_and_keeps_one_row_a_line() -> None:
     rows = _rows(20)
     table = TextBlock(kind=BlockKind.TABLE, text="\n".join(rows))
 
-    chunks = chunk_document(doc(table), settings=SETTINGS, count_tokens=words).chunks
+    chunks = chunk_document(document_redacted(table), settings=SETTINGS, count_tokens=words).chunks
 
     assert len(chunks) > 1
     assert [line for chunk in chunks for line in chunk.text.split("\n")] == rows  # whole, once, in order
@@ -30,7 +31,7 @@ def test_code_keeps_its_lines_and_prose_stays_joined() -> None:
     code = TextBlock(kind=BlockKind.CODE, text="x = read()\n\n    y = x * 2\nsave(y)")
     prose = TextBlock(kind=BlockKind.PARAGRAPH, text="First sentence here. Second one follows.")
 
-    (chunk,) = chunk_document(doc(prose, code), settings=SETTINGS, count_tokens=words).chunks
+    (chunk,) = chunk_document(document_redacted(prose, code), settings=SETTINGS, count_tokens=words).chunks
 
     assert chunk.text == "First sentence here. Second one follows.\nx = read()\n    y = x * 2\nsave(y)"
 
@@ -39,7 +40,7 @@ def test_a_row_longer_than_a_chunk_is_cut_at_words_and_loses_nothing() -> None:
     long_row = " | ".join(f"cell{i}" for i in range(60))  # 119 words: more than one chunk holds
     table = TextBlock(kind=BlockKind.TABLE, text=f"head | er\n{long_row}")
 
-    chunks = chunk_document(doc(table), settings=SETTINGS, count_tokens=words).chunks
+    chunks = chunk_document(document_redacted(table), settings=SETTINGS, count_tokens=words).chunks
 
     assert " ".join(chunk.text for chunk in chunks).split() == f"head | er {long_row}".split()
     assert all(chunk.token_count <= SETTINGS.max_tokens - 2 for chunk in chunks)

@@ -12,7 +12,7 @@ from services.embedder.errors import CacheUnavailableError, PermanentEmbeddingEr
 from services.embedder.logic import embed_chunk_sets
 from services.embedder.ports import EmbeddingCache, Matrix, Vector
 from services.embedder.sparse import SparseEncoder
-from tests.unit.embedder.builders import chunk_set
+from tests.builders import chunk_set
 
 
 class SpoiledBackend(HashingBackend):

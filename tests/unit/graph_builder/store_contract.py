@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
+from schemas import ChangeOp, Chunk
 from services.graph_builder.domain import CO_SENTENCE
 from services.graph_builder.graph import expand_entities, neighbourhood
 from services.graph_builder.ports import GraphStore
 from services.graph_builder.service import build_graph_for
-from tests.unit.graph_builder.events import chunk, deleted, embedded
+from tests.builders import chunk, chunks_embedded
 
 ORG = "ORG"
 
 
-def _apply(store: GraphStore, *chunks_: object, **kw: object) -> None:
-    build_graph_for(embedded(*chunks_, **kw), recognizer=None, store=store)  # type: ignore[arg-type]
+def _apply(store: GraphStore, *chunks: Chunk, **fields: Any) -> None:
+    build_graph_for(chunks_embedded(*chunks, **fields), recognizer=None, store=store)
 
 
 def _chunk_ids(store: GraphStore, entity_id: str, tenant: str = "acme") -> set[tuple[str, str]]:
@@ -56,7 +58,7 @@ def delete_removes_support_and_prunes(store: GraphStore) -> None:
     _apply(store, chunk("d1-c1", "Acme met Beta.", {"Acme": ORG, "Beta": ORG}), document_id="doc-1")
     _apply(store, chunk("d2-c1", "Beta alone.", {"Beta": ORG}), document_id="doc-2")
 
-    build_graph_for(deleted(document_id="doc-1", version=5), recognizer=None, store=store)
+    _apply(store, op=ChangeOp.DELETE, document_id="doc-1", version=5)
 
     assert store.entity(tenant="acme", entity_id="org:acme") is None
     assert _chunk_ids(store, "org:beta") == {("doc-2", "d2-c1")}
@@ -74,7 +76,7 @@ def older_or_equal_version_is_ignored(store: GraphStore) -> None:
 
 def replayed_upsert_after_delete_stays_deleted(store: GraphStore) -> None:
     _apply(store, chunk("c1", "Acme met Beta.", {"Acme": ORG, "Beta": ORG}), version=1)
-    build_graph_for(deleted(version=2), recognizer=None, store=store)
+    _apply(store, op=ChangeOp.DELETE, version=2)
     _apply(
         store, chunk("c1", "Acme met Beta.", {"Acme": ORG, "Beta": ORG}), version=1
     )  # replay of the old event
@@ -98,7 +100,7 @@ def tenants_are_isolated(store: GraphStore) -> None:
         "org:beta"
     ]
 
-    build_graph_for(deleted(tenant="beta", version=2), recognizer=None, store=store)
+    _apply(store, op=ChangeOp.DELETE, tenant="beta", version=2)
     assert store.entity(tenant="beta", entity_id="org:acme") is None
     assert store.entity(tenant="acme", entity_id="org:acme") is not None
 

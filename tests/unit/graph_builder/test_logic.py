@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from schemas import ChunkMention, ChunksEnriched
+from schemas import ChangeOp, ChunkMention, ChunksEnriched
 from services.graph_builder.domain import CO_CHUNK, CO_SENTENCE, DocumentGraph
 from services.graph_builder.logic import ExtractOptions, enrich, extract
-from tests.unit.graph_builder.events import chunk, deleted, embedded, mentions_of
+from tests.builders import chunk, chunks_embedded, mentions_of
 
 ORG, GPE = "ORG", "GPE"
 
@@ -24,7 +24,7 @@ def test_sentence_cooccurrence_counts_sentences_and_chunk_cooccurrence_is_weaker
     )
     c2 = chunk("c2", "Beta hired Acme staff in Berlin.", {"Acme": ORG, "Beta": ORG, "Berlin": GPE})
     graph = extract(
-        embedded(c1, c2), _mentions(c1, c2), options=ExtractOptions(chunk_cooccurrence_weight=0.25)
+        chunks_embedded(c1, c2), _mentions(c1, c2), options=ExtractOptions(chunk_cooccurrence_weight=0.25)
     )
 
     assert _weights(graph, CO_SENTENCE) == {
@@ -39,7 +39,7 @@ def test_sentence_cooccurrence_counts_sentences_and_chunk_cooccurrence_is_weaker
 def test_support_counts_mentions_per_chunk() -> None:
     c1 = chunk("c1", "Acme, Acme and Acme Corp. met Beta.", {"Acme Corp.": ORG, "Acme": ORG, "Beta": ORG})
     c2 = chunk("c2", "The Acme Corporation's plan.", {"The Acme Corporation's": ORG})
-    graph = extract(embedded(c1, c2), _mentions(c1, c2))
+    graph = extract(chunks_embedded(c1, c2), _mentions(c1, c2))
 
     assert graph.chunks_by_entity() == {"org:acme": {"c1": 3, "c2": 1}, "org:beta": {"c1": 1}}
     acme = next(e for e in graph.entities if e.entity_id == "org:acme")
@@ -51,7 +51,7 @@ def test_overlapping_chunks_count_a_repeated_sentence_once() -> None:
     shared = "Acme met Beta."
     c1 = chunk("c1", f"Intro line. {shared}", {"Acme": ORG, "Beta": ORG})
     c2 = chunk("c2", f"{shared} Outro line.", {"Acme": ORG, "Beta": ORG})
-    graph = extract(embedded(c1, c2), _mentions(c1, c2))
+    graph = extract(chunks_embedded(c1, c2), _mentions(c1, c2))
 
     assert _weights(graph, CO_SENTENCE) == {("org:acme", "org:beta"): 1.0}
     assert graph.chunks_by_entity()["org:acme"] == {"c1": 1, "c2": 1}  # both chunks still mention it
@@ -64,14 +64,14 @@ def test_label_variants_merge_to_the_documents_majority_group() -> None:
         start = [k for k in range(len(text)) if text.startswith("Jordan", k)][i]
         ments.append(ChunkMention(label=label, text="Jordan", start=start, end=start + 6))
     c = chunk("c1", text)
-    graph = extract(embedded(c), {"c1": ments})
+    graph = extract(chunks_embedded(c), {"c1": ments})
 
     assert {e.entity_id for e in graph.entities} == {"place:jordan", "place:amman"}
 
 
 def test_pseudonyms_are_person_entities_even_without_upstream_mentions() -> None:
     c = chunk("c1", "<PERSON_3f9a2c1b> joined Acme.", {"Acme": ORG})
-    graph = extract(embedded(c), _mentions(c))
+    graph = extract(chunks_embedded(c), _mentions(c))
 
     person = next(e for e in graph.entities if e.label == "person")
     assert (person.entity_id, person.name) == ("person:3f9a2c1b", "<PERSON_3f9a2c1b>")
@@ -86,7 +86,7 @@ def test_typed_relations_follow_the_verb_and_passive_voice_flips_them() -> None:
         "Acme acquired Beta. Gamma was acquired by Delta. Acme is headquartered in Berlin.",
         {"Acme": ORG, "Beta": ORG, "Gamma": ORG, "Delta": ORG, "Berlin": GPE},
     )
-    graph = extract(embedded(c), _mentions(c))
+    graph = extract(chunks_embedded(c), _mentions(c))
 
     typed = {(r.src, r.relation, r.dst) for r in graph.relations if r.relation not in (CO_SENTENCE, CO_CHUNK)}
     assert typed == {
@@ -95,7 +95,7 @@ def test_typed_relations_follow_the_verb_and_passive_voice_flips_them() -> None:
         ("org:acme", "located_in", "place:berlin"),
     }
     assert extract(
-        embedded(c), _mentions(c), options=ExtractOptions(typed_relations=False)
+        chunks_embedded(c), _mentions(c), options=ExtractOptions(typed_relations=False)
     ).relations == tuple(r for r in graph.relations if r.relation in (CO_SENTENCE, CO_CHUNK))
 
 
@@ -109,7 +109,7 @@ def test_dates_numbers_bad_offsets_and_overlaps_are_dropped() -> None:
         ChunkMention(label=ORG, text="Nowhere", start=0, end=7),  # offsets and text disagree, text absent
         ChunkMention(label=ORG, text="dollars", start=0, end=3),  # bad offsets, text found elsewhere
     ]
-    graph = extract(embedded(chunk("c1", text)), {"c1": ments})
+    graph = extract(chunks_embedded(chunk("c1", text)), {"c1": ments})
 
     assert graph.chunks_by_entity() == {"org:acme": {"c1": 1}, "org:dollars": {"c1": 1}}
 
@@ -117,21 +117,21 @@ def test_dates_numbers_bad_offsets_and_overlaps_are_dropped() -> None:
 def test_pairs_are_bounded_per_sentence() -> None:
     names = [f"Org{i}" for i in range(10)]
     c = chunk("c1", " ".join(names) + ".", dict.fromkeys(names, ORG))
-    graph = extract(embedded(c), _mentions(c), options=ExtractOptions(max_entities_per_unit=4))
+    graph = extract(chunks_embedded(c), _mentions(c), options=ExtractOptions(max_entities_per_unit=4))
 
     assert len(_weights(graph, CO_SENTENCE)) == 6  # 4 choose 2
     assert len(graph.entities) == 10  # every entity keeps its support
 
 
 def test_delete_and_empty_document_give_an_empty_graph() -> None:
-    assert extract(deleted(version=3), {}) == DocumentGraph()
-    assert extract(embedded(), {}) == DocumentGraph()
+    assert extract(chunks_embedded(op=ChangeOp.DELETE, version=3), {}) == DocumentGraph()
+    assert extract(chunks_embedded(), {}) == DocumentGraph()
 
 
 def test_enrich_lists_entities_per_chunk_and_keeps_every_field() -> None:
     c1 = chunk("c1", "Beta met Acme. Acme again.", {"Acme": ORG, "Beta": ORG}, position=0)
     c2 = chunk("c2", "Nothing here.", {}, position=1)
-    event = embedded(c1, c2)
+    event = chunks_embedded(c1, c2)
 
     enriched = enrich(event, extract(event, _mentions(c1, c2)))
 
@@ -147,4 +147,4 @@ def test_enrich_lists_entities_per_chunk_and_keeps_every_field() -> None:
 
 def test_extraction_is_deterministic() -> None:
     c = chunk("c1", "Acme met Beta in Berlin. Beta left.", {"Acme": ORG, "Beta": ORG, "Berlin": GPE})
-    assert extract(embedded(c), _mentions(c)) == extract(embedded(c), _mentions(c))
+    assert extract(chunks_embedded(c), _mentions(c)) == extract(chunks_embedded(c), _mentions(c))

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from schemas import ChunkMention
+from schemas import ChangeOp, ChunkMention
 from services.graph_builder.adapters.memory import MemoryGraphStore
 from services.graph_builder.errors import InvalidTraversal, RecognizerRequired, UnknownEntity
 from services.graph_builder.graph import expand_entities, neighbourhood
 from services.graph_builder.service import build_graph_for
-from tests.unit.graph_builder.events import chunk, deleted, embedded, mentions_of
+from tests.builders import chunk, chunks_embedded, mentions_of
 
 
 class FakeRecognizer:
@@ -28,7 +28,7 @@ class FakeRecognizer:
 
 def test_recognizer_runs_once_only_on_chunks_without_upstream_mentions() -> None:
     store, ner = MemoryGraphStore(), FakeRecognizer({"Beta": "ORG", "Acme": "ORG"})
-    event = embedded(
+    event = chunks_embedded(
         chunk("c1", "Acme met Beta.", {"Acme": "ORG"}),  # upstream saw only Acme: it is trusted as is
         chunk("c2", "Beta grew."),
         chunk("c3", "Acme shrank."),
@@ -50,22 +50,24 @@ def test_recognizer_runs_once_only_on_chunks_without_upstream_mentions() -> None
 
 def test_chunks_without_mentions_need_a_recognizer() -> None:
     with pytest.raises(RecognizerRequired):
-        build_graph_for(embedded(chunk("c1", "Acme.")), recognizer=None, store=MemoryGraphStore())
+        build_graph_for(chunks_embedded(chunk("c1", "Acme.")), recognizer=None, store=MemoryGraphStore())
 
 
 def test_upstream_mentions_alone_need_no_recognizer() -> None:
     enriched = build_graph_for(
-        embedded(chunk("c1", "Acme.", {"Acme": "ORG"})), recognizer=None, store=MemoryGraphStore()
+        chunks_embedded(chunk("c1", "Acme.", {"Acme": "ORG"})), recognizer=None, store=MemoryGraphStore()
     )
     assert enriched.entities[0].entity_ids == ["org:acme"]
 
 
 def test_a_stale_version_leaves_the_store_but_is_still_enriched() -> None:
     store = MemoryGraphStore()
-    build_graph_for(embedded(chunk("new", "Acme.", {"Acme": "ORG"}), version=9), recognizer=None, store=store)
+    build_graph_for(
+        chunks_embedded(chunk("new", "Acme.", {"Acme": "ORG"}), version=9), recognizer=None, store=store
+    )
 
     stale = build_graph_for(
-        embedded(chunk("old", "Beta.", {"Beta": "ORG"}), version=4), recognizer=None, store=store
+        chunks_embedded(chunk("old", "Beta.", {"Beta": "ORG"}), version=4), recognizer=None, store=store
     )
 
     assert stale.entities[0].entity_ids == ["org:beta"]
@@ -75,9 +77,11 @@ def test_a_stale_version_leaves_the_store_but_is_still_enriched() -> None:
 
 def test_delete_is_enriched_with_nothing_and_leaves_a_tombstone() -> None:
     store = MemoryGraphStore()
-    build_graph_for(embedded(chunk("c1", "Acme.", {"Acme": "ORG"}), version=1), recognizer=None, store=store)
+    build_graph_for(
+        chunks_embedded(chunk("c1", "Acme.", {"Acme": "ORG"}), version=1), recognizer=None, store=store
+    )
 
-    enriched = build_graph_for(deleted(version=2), recognizer=None, store=store)
+    enriched = build_graph_for(chunks_embedded(op=ChangeOp.DELETE, version=2), recognizer=None, store=store)
 
     assert (enriched.op, enriched.chunks, enriched.entities) == ("delete", [], [])
     assert store.entity(tenant="acme", entity_id="org:acme") is None
@@ -87,7 +91,9 @@ def test_delete_is_enriched_with_nothing_and_leaves_a_tombstone() -> None:
 def test_traversal_refuses_unknown_entities_and_unbounded_requests() -> None:
     store = MemoryGraphStore()
     build_graph_for(
-        embedded(chunk("c1", "Acme met Beta.", {"Acme": "ORG", "Beta": "ORG"})), recognizer=None, store=store
+        chunks_embedded(chunk("c1", "Acme met Beta.", {"Acme": "ORG", "Beta": "ORG"})),
+        recognizer=None,
+        store=store,
     )
 
     with pytest.raises(UnknownEntity):

@@ -12,7 +12,7 @@ from services.indexer.compaction import compact
 from services.indexer.logic import TOMBSTONE_CHUNK, tombstone_id
 from services.indexer.ports import CollectionSpec, DeletedScope, IndexFilter, IndexPoint
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
 
 COLLECTION = "chunks_v1"
 DAY = timedelta(hours=24)

@@ -10,7 +10,7 @@ from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.logic import plan_write
 from services.indexer.ports import CollectionSpec, IndexFilter
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
 
 COLLECTION = "chunks"
 WORDS = ["alpha", "beta", "gamma", "delta", "eps"]

@@ -27,7 +27,7 @@ from services.indexer.compaction import compact
 from services.indexer.logic import plan_write
 from services.indexer.ports import CollectionSpec, IndexFilter, VectorIndex
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
 
 COLLECTION = "chunks"
 TENANTS = ("acme", "globex")

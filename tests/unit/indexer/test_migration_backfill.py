@@ -20,7 +20,7 @@ from services.indexer.migration.backfill import PageCopied, copy_page
 from services.indexer.migration.plan import IndexCollection
 from services.indexer.ports import DELETED, LIVE, CollectionSpec, IndexHit
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
 
 SOURCE = IndexCollection(name="src", alias="chunks", model_id="test-model", dimension=DIM, profile=None)
 TARGET = IndexCollection(name="dst", alias="chunks", model_id="hash-32", dimension=32, profile=None)

@@ -17,7 +17,7 @@ from services.indexer.migration.plan import IndexCollection
 from services.indexer.migration.writer import reembed_into, write_everywhere
 from services.indexer.ports import DELETED, LIVE, CollectionSpec, IndexHit
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, make_event, vector_for
+from tests.builders import DIM, make_event, vector_for
 
 SOURCE = IndexCollection(name="src", alias="chunks", model_id="test-model", dimension=DIM, profile=None)
 TARGET = IndexCollection(name="dst", alias="chunks", model_id="hash-b", dimension=32, profile=None)

@@ -7,7 +7,7 @@ from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.logic import fence, plan_write, point_id, tombstone_id
 from services.indexer.ports import DELETED, LIVE, CollectionSpec, IndexFilter, IndexHit
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
 
 COLLECTION = "chunks_v1"
 

@@ -7,12 +7,13 @@ import re
 
 import pytest
 
-from schemas.common import ChangeOp, SourceKind, SourceRef
-from schemas.documents import BlockKind, DocumentChanged, TextBlock
+from schemas.common import ChangeOp
+from schemas.documents import BlockKind, TextBlock
 from services.ingest.redaction import RedactionPolicy, Redactor, redact_documents
 from services.ingest.redaction import redactor as redactor_module
 from services.ingest.redaction.policy import PERSON, PHONE_NUMBER
 from services.ingest.redaction.pseudonyms import placeholder, tenant_key
+from tests.builders import document_changed, para
 
 SECRET = b"unit-test-secret-0123456789"
 PLACEHOLDER = re.compile(r"<([A-Z_]+)_[0-9a-f]{8}>")
@@ -134,26 +135,13 @@ def test_short_secrets_and_missing_tenants_are_refused(redactor: Redactor) -> No
         redactor.redact("hello", tenant="")
 
 
-def _event(op: ChangeOp, *, tenant: str = "acme", blocks: list[TextBlock] | None = None) -> DocumentChanged:
-    return DocumentChanged(
-        event_id=f"e-{op}-{tenant}",
-        op=op,
-        tenant=tenant,
-        document_id="doc-1",
-        version=7,
-        source=SourceRef(kind=SourceKind.API),
-        title="Notes from Kimberly Lauritsen" if op is ChangeOp.UPSERT else None,
-        blocks=blocks or [],
-        acl=["team-a"],
-    )
-
-
 def test_redact_documents_redacts_title_and_blocks_and_passes_deletes_through(redactor: Redactor) -> None:
     blocks = [
         TextBlock(kind=BlockKind.HEADING, text="Contact", level=1),
         TextBlock(kind=BlockKind.PARAGRAPH, text="Reach Kimberly Lauritsen at Microsoft on 212-555-0199."),
     ]
-    upsert, delete = _event(ChangeOp.UPSERT, blocks=blocks), _event(ChangeOp.DELETE)
+    upsert = document_changed(*blocks, version=7, title="Notes from Kimberly Lauritsen", acl=["team-a"])
+    delete = document_changed(op=ChangeOp.DELETE, version=7, acl=["team-a"])
     redacted, deleted = redact_documents([upsert, delete], redactor=redactor)
 
     assert redacted.kind == "document.redacted"
@@ -184,7 +172,7 @@ def test_no_value_reaches_the_logs(redactor: Redactor, caplog: pytest.LogCapture
     values = [value for _, _, value in EXAMPLES] + ["Kimberly", "Lauritsen"]
     redactor.redact_batch([text for _, text, _ in EXAMPLES], tenant="acme")
     redact_documents(
-        [_event(ChangeOp.UPSERT, blocks=[TextBlock(kind=BlockKind.PARAGRAPH, text=EXAMPLES[3][1])])],
+        [document_changed(para(EXAMPLES[3][1]), title="Notes from Kimberly Lauritsen")],
         redactor=redactor,
     )
     assert any(record.name == redactor_module.__name__ for record in caplog.records), "the debug line ran"

@@ -7,8 +7,6 @@ or model name), so the tests cannot see each other."""
 
 from __future__ import annotations
 
-import queue
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -19,53 +17,18 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
 from headwater.observability import metrics
-from headwater.runtime.embedded.workers import Envelope, StageWorker
 from schemas import SourceKind, SourceRef
 from services.embedder.adapters.cache import InMemoryEmbeddingCache
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.config import EmbedderSettings
 from services.embedder.handlers import EmbedStage
 from services.embedder.sparse import SparseEncoder
-from tests.unit.embedder.builders import chunk_set
+from tests.builders import chunk_set
+from tests.unit.runtime.workers import Transient, run_worker
 
 
 def _value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class Transient(Exception):
-    pass
-
-
-def _run_worker(stage: str, process: Any, messages: list[Any]) -> None:
-    inbox: queue.Queue[Envelope] = queue.Queue()
-    for seq, message in enumerate(messages):
-        inbox.put(Envelope(seq, message))
-    resolved: list[Any] = []
-    done = threading.Event()
-
-    def settle(count: int) -> None:
-        resolved.extend(range(count))
-        if len(resolved) == len(messages):
-            done.set()
-
-    stop = threading.Event()
-    worker = StageWorker(
-        name=stage,
-        inbox=inbox,
-        process=process,
-        emit=lambda envelopes: settle(len(envelopes)),
-        dead_letter=lambda *_: settle(1),
-        batch_size=8,
-        transient=(Transient,),
-        max_attempts=3,
-        stop=stop,
-        backoff_seconds=0.001,
-    )
-    worker.start()
-    assert done.wait(timeout=10)
-    stop.set()
-    worker.join(timeout=5)
 
 
 def test_the_embedded_stage_counts_each_message_once_as_completed_or_dead_lettered() -> None:
@@ -80,7 +43,7 @@ def test_the_embedded_stage_counts_each_message_once_as_completed_or_dead_letter
             raise ValueError("cannot handle 3")
         return batch
 
-    _run_worker(stage, process, [1, 2, 3, 4])
+    run_worker(process, [1, 2, 3, 4], name=stage)
 
     def counter(name: str) -> float:
         return _value(f"headwater_stage_messages_{name}_total", stage=stage)

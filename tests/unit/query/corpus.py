@@ -3,20 +3,11 @@ in-memory index and graph store, with the hashing embedder and the real BM25 enc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from schemas import (
-    ChangeOp,
-    Chunk,
-    ChunksEmbedded,
-    ChunksEnriched,
-    ChunkVectors,
-    SourceKind,
-    SourceRef,
-)
+from schemas import ChangeOp, ChunksEnriched
 from services.embedder.adapters.fake import HashingBackend
 from services.embedder.sparse import SparseEncoder
 from services.graph_builder.adapters.memory import MemoryGraphStore
@@ -27,7 +18,7 @@ from services.indexer.service import index_event
 from services.query.graph_retrieval import GazetteerLinker, GraphRetriever
 from services.query.rerank import Reranker
 from services.query.service import QueryService
-from tests.unit.graph_builder.events import mentions_of
+from tests.builders import chunk, chunks_embedded, chunks_enriched
 
 ALIAS = "chunks"
 COLLECTION = "chunks_v1"
@@ -71,39 +62,19 @@ class World:
     ) -> ChunksEnriched:
         """Build the document's graph and index its chunks, as the pipeline's last two stages do."""
         specs = [(c, {}) if isinstance(c, str) else c for c in chunks]
-        chunk_models = [
-            Chunk(
-                chunk_id=f"{document_id}#{i}",
-                position=i,
-                text=text,
-                content_hash=hashlib.sha256(text.encode()).hexdigest(),
-                token_count=len(text.split()),
-                mentions=mentions_of(text, entities),
-            )
-            for i, (text, entities) in enumerate(specs)
-        ]
-        dense = self.backend.embed([c.text for c in chunk_models])
-        embedded = ChunksEmbedded(
-            event_id=f"{tenant}-{document_id}-{version}",
-            op=ChangeOp.UPSERT,
+        embedded = chunks_embedded(
+            *[
+                chunk(f"{document_id}#{i}", text, entities, position=i)
+                for i, (text, entities) in enumerate(specs)
+            ],
+            backend=self.backend,
+            sparse=self.sparse.encode_document,
             tenant=tenant,
             document_id=document_id,
             version=version,
-            source=SourceRef(kind=SourceKind.API),
             title=f"Title of {document_id}",
             metadata=dict(metadata or {}),
             acl=list(acl),
-            model=self.backend.model_id,
-            dimension=self.backend.dimension,
-            chunks=chunk_models,
-            vectors=[
-                ChunkVectors(
-                    chunk_id=c.chunk_id,
-                    dense=[float(x) for x in row],
-                    sparse=self.sparse.encode_document(c.text),
-                )
-                for c, row in zip(chunk_models, dense, strict=True)
-            ],
         )
         enriched = build_graph_for(embedded, recognizer=None, store=self.graph_store)
         index_event(enriched, index=self.index, collection=COLLECTION, now=NOW)
@@ -111,17 +82,11 @@ class World:
 
     def delete_from_index_only(self, document_id: str, *, tenant: str = "acme", version: int = 2) -> None:
         """Soft-delete a document in the index but leave the graph stale, as a lagging graph would be."""
-        delete = ChunksEnriched(
-            event_id=f"{tenant}-{document_id}-{version}-delete",
+        delete = chunks_enriched(
             op=ChangeOp.DELETE,
             tenant=tenant,
             document_id=document_id,
             version=version,
-            source=SourceRef(kind=SourceKind.API),
-            model=self.backend.model_id,
-            dimension=self.backend.dimension,
-            chunks=[],
-            vectors=[],
-            entities=[],
+            backend=self.backend,
         )
         index_event(delete, index=self.index, collection=COLLECTION, now=NOW)

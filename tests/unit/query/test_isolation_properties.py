@@ -17,7 +17,6 @@ runs 10,000 + 500. Each world gets 1-4 queries (row 27 of the test plan asks for
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,9 +32,6 @@ from hypothesis import strategies as st
 from schemas import (
     ChangeOp,
     Chunk,
-    ChunkMention,
-    ChunksEmbedded,
-    ChunkVectors,
     Fusion,
     GroupBy,
     MatchFilter,
@@ -44,8 +39,6 @@ from schemas import (
     SearchFilters,
     SearchMode,
     SearchRequest,
-    SourceKind,
-    SourceRef,
 )
 from services.chunker.logic import chunk_id_for, content_hash
 from services.embedder.adapters.fake import HashingBackend
@@ -58,6 +51,7 @@ from services.indexer.ports import LIVE, CollectionSpec, VectorIndex
 from services.indexer.service import index_event
 from services.query.graph_retrieval import GazetteerLinker, GraphRetriever
 from services.query.service import QueryService
+from tests.builders import chunk, chunks_embedded
 
 TENANTS = ("acme", "globex", "initech")
 DOC_IDS = ("d1", "d2", "d3", "only-in-one")  # shared across tenants: the same id must never mix
@@ -192,52 +186,29 @@ def cases(draw: st.DrawFn) -> tuple[list[Change], list[Query]]:
 # -- the pipeline's last two stages, and the model they must agree with ---------------------------------
 
 
-def _mentions(text: str) -> list[ChunkMention]:
-    return [
-        ChunkMention(label=label, text=surface, start=m.start(), end=m.end())
-        for surface, label in ENTITIES.items()
-        for m in re.finditer(re.escape(surface), text)
-    ]
-
-
 def _chunk(change: Change, position: int, text: str) -> Chunk:
+    """The chunk as the chunker would cut it (its id), with the mentions a recogniser would find."""
     digest = content_hash(text)
-    return Chunk(
-        chunk_id=chunk_id_for(
-            tenant=change.tenant, document_id=change.document_id, position=position, content_hash=digest
-        ),
-        position=position,
-        text=text,
-        content_hash=digest,
-        token_count=len(text.split()),
-        mentions=sorted(_mentions(text), key=lambda m: m.start),
+    chunk_id = chunk_id_for(
+        tenant=change.tenant, document_id=change.document_id, position=position, content_hash=digest
     )
+    return chunk(chunk_id, text, ENTITIES, position=position)
 
 
 def deliver(change: Change, *, index: VectorIndex, graph: MemoryGraphStore) -> None:
     """Graph, then index, as the graph builder and the indexer handle one event."""
-    chunks = [_chunk(change, i, t) for i, t in enumerate(change.texts)]
-    dense = BACKEND.embed([c.text for c in chunks]) if chunks else np.zeros((0, BACKEND.dimension))
-    embedded = ChunksEmbedded(
-        event_id=f"{change.tenant}/{change.document_id}/{change.version}/{change.op.value}",
+    embedded = chunks_embedded(
+        *[_chunk(change, i, t) for i, t in enumerate(change.texts)],
+        backend=BACKEND,
+        sparse=SPARSE.encode_document,
         op=change.op,
         tenant=change.tenant,
         document_id=change.document_id,
         version=change.version,
-        source=SourceRef(kind=SourceKind.API),
         occurred_at=NOW,
         title=f"{change.document_id} v{change.version}",
         metadata=change.metadata if change.op is ChangeOp.UPSERT else {},
         acl=list(change.acl) if change.op is ChangeOp.UPSERT else [],
-        chunks=chunks,
-        model=BACKEND.model_id,
-        dimension=BACKEND.dimension,
-        vectors=[
-            ChunkVectors(
-                chunk_id=c.chunk_id, dense=[float(x) for x in row], sparse=SPARSE.encode_document(c.text)
-            )
-            for c, row in zip(chunks, dense, strict=True)
-        ],
     )
     enriched = build_graph_for(embedded, recognizer=None, store=graph)
     index_event(enriched, index=index, collection=COLLECTION, now=NOW)

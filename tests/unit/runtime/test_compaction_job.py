@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -17,7 +16,8 @@ from services.indexer.adapters.memory import InMemoryIndex
 from services.indexer.config import CompactionSettings
 from services.indexer.ports import CollectionSpec, DeletedScope, IndexFilter
 from services.indexer.service import index_event
-from tests.unit.indexer.events import DIM, NOW, make_event
+from tests.builders import DIM, NOW, make_event
+from tests.waiting import wait_until
 
 DAY = timedelta(hours=24)
 
@@ -38,13 +38,6 @@ def _graph(store: GraphMaintenance) -> GraphOpener:
         yield store
 
     return opened
-
-
-def _wait_until(condition: Callable[[], bool], *, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)  # polling an observable condition
 
 
 def test_settings_default_to_a_day_of_retention_and_hourly_runs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,7 +105,7 @@ def test_the_job_runs_repeatedly_survives_a_failure_and_stops(index: InMemoryInd
     job = compaction_job(index=FailsOnce(), collection="chunks", graph=None, settings=fast)
     assert job is not None
     job.start()
-    _wait_until(lambda: job.runs >= 2)  # the failed run is logged, later ones succeed
+    wait_until(lambda: job.runs >= 2)  # the failed run is logged, later ones succeed
     job.stop()
     assert not job.is_alive()
     assert index.count("chunks", IndexFilter(tenant="acme", include_deleted=True)) == 1
